@@ -1,0 +1,123 @@
+package elevenlabs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Word is one entry of a transcript's words: a word, a spacing or an audio event.
+type Word struct {
+	Text         string      `json:"text"`
+	Start        *float64    `json:"start,omitempty"`
+	End          *float64    `json:"end,omitempty"`
+	Type         string      `json:"type"`
+	SpeakerID    string      `json:"speaker_id,omitempty"`
+	Logprob      float64     `json:"logprob"`
+	Characters   []Character `json:"characters,omitempty"`
+	ChannelIndex *int        `json:"channel_index,omitempty"`
+}
+
+// Character is a character-level timestamp.
+type Character struct {
+	Text  string   `json:"text"`
+	Start *float64 `json:"start,omitempty"`
+	End   *float64 `json:"end,omitempty"`
+}
+
+// Chunk is SpeechToTextChunkResponseModel: one channel's (or the only) result.
+type Chunk struct {
+	LanguageCode        string            `json:"language_code"`
+	LanguageProbability float64           `json:"language_probability"`
+	Text                string            `json:"text"`
+	Words               []Word            `json:"words"`
+	ChannelIndex        *int              `json:"channel_index,omitempty"`
+	AdditionalFormats   []json.RawMessage `json:"additional_formats,omitempty"`
+	TranscriptionID     string            `json:"transcription_id,omitempty"`
+	Entities            []json.RawMessage `json:"entities,omitempty"`
+	AudioDurationSecs   *float64          `json:"audio_duration_secs,omitempty"`
+}
+
+// Transcript is a result flattened for storage: single-channel results as
+// they are; multichannel ("separate") results with the channels' texts joined
+// by newlines and their words concatenated, each word keeping channel_index.
+type Transcript struct {
+	LanguageCode        string
+	LanguageProbability float64
+	Text                string
+	Words               []Word
+	TranscriptionID     string
+	AudioDurationSecs   *float64
+	Channels            int
+}
+
+type multichannel struct {
+	Transcripts       []Chunk  `json:"transcripts"`
+	TranscriptionID   string   `json:"transcription_id,omitempty"`
+	AudioDurationSecs *float64 `json:"audio_duration_secs,omitempty"`
+}
+
+// ParseTranscript decodes a single-channel or multichannel result (the sync
+// answer, the GET transcript answer, or a webhook's data.transcription).
+func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
+	var probe struct {
+		Transcripts json.RawMessage `json:"transcripts"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("parse transcript: %w", err)
+	}
+	if len(probe.Transcripts) == 0 || string(probe.Transcripts) == "null" {
+		var c Chunk
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, fmt.Errorf("parse transcript: %w", err)
+		}
+		return &Transcript{
+			LanguageCode:        c.LanguageCode,
+			LanguageProbability: c.LanguageProbability,
+			Text:                c.Text,
+			Words:               c.Words,
+			TranscriptionID:     c.TranscriptionID,
+			AudioDurationSecs:   c.AudioDurationSecs,
+			Channels:            1,
+		}, nil
+	}
+	var m multichannel
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("parse multichannel transcript: %w", err)
+	}
+	if len(m.Transcripts) == 0 {
+		return nil, errors.New("parse multichannel transcript: no channels")
+	}
+	t := &Transcript{
+		TranscriptionID:   m.TranscriptionID,
+		AudioDurationSecs: m.AudioDurationSecs,
+		Channels:          len(m.Transcripts),
+	}
+	texts := make([]string, 0, len(m.Transcripts))
+	for i, c := range m.Transcripts {
+		// The most confident channel names the language.
+		if c.LanguageProbability > t.LanguageProbability || t.LanguageCode == "" {
+			t.LanguageCode, t.LanguageProbability = c.LanguageCode, c.LanguageProbability
+		}
+		texts = append(texts, c.Text)
+		idx := i
+		if c.ChannelIndex != nil {
+			idx = *c.ChannelIndex
+		}
+		for _, w := range c.Words {
+			if w.ChannelIndex == nil {
+				w.ChannelIndex = &idx
+			}
+			t.Words = append(t.Words, w)
+		}
+		if t.TranscriptionID == "" {
+			t.TranscriptionID = c.TranscriptionID
+		}
+		if t.AudioDurationSecs == nil {
+			t.AudioDurationSecs = c.AudioDurationSecs
+		}
+	}
+	t.Text = strings.Join(texts, "\n")
+	return t, nil
+}
