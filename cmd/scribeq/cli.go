@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is the whole command line. Every setting is a flag with an
+// environment variable; `scribeq <command> --help` shows both.
+type CLI struct {
+	Globals
+
+	Dev       DevCmd       `cmd:"" help:"Run everything in one process: embedded NATS, Postgres (DATABASE_URL or a throwaway local cluster), ingress, submitter, sink, and the emulator when no API key is set."`
+	Submit    SubmitCmd    `cmd:"" help:"Queue audio for transcription: files, folders (recursive) and https URLs."`
+	Status    StatusCmd    `cmd:"" help:"Count jobs by state."`
+	Show      ShowCmd      `cmd:"" help:"Show one job: state, ids, timings, history and transcript."`
+	Submitter SubmitterCmd `cmd:"" help:"Run the submitter worker: sends queued jobs to ElevenLabs."`
+	Ingress   IngressCmd   `cmd:"" help:"Run the webhook ingress: verifies ElevenLabs webhooks and queues the results."`
+	Sink      SinkCmd      `cmd:"" help:"Run the sink worker: writes job state and transcripts to Postgres."`
+	Emulator  EmulatorCmd  `cmd:"" help:"Run a local stand-in for the ElevenLabs Speech-to-Text API that sends signed webhooks."`
+	Migrate   MigrateCmd   `cmd:"" help:"Create or upgrade the Postgres schema."`
+	Demo      DemoCmd      `cmd:"" help:"Run the pipeline end to end on the bundled recordings and print the results."`
+	Version   VersionCmd   `cmd:"" help:"Print the version."`
+}
+
+// Globals are accepted by every command.
+type Globals struct {
+	NatsURL   string `name:"nats-url" env:"SCRIBEQ_NATS_URL" placeholder:"URL" help:"NATS server (default: the one 'scribeq dev' runs, else nats://127.0.0.1:4222)."`
+	DataDir   string `name:"data-dir" env:"SCRIBEQ_DATA_DIR" default:".scribeq" placeholder:"DIR" help:"Where 'scribeq dev' keeps NATS and Postgres data and its connection file."`
+	LogLevel  string `name:"log-level" env:"SCRIBEQ_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn, error."`
+	LogFormat string `name:"log-format" env:"SCRIBEQ_LOG_FORMAT" enum:"auto,text,json" default:"auto" help:"Log format: text, json, or auto (text on a terminal)."`
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+func (VersionCmd) Run(vars kong.Vars) error {
+	fmt.Println("scribeq", vars["version"])
+	return nil
+}
+
+func (g *Globals) logger() *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(g.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	format := g.LogFormat
+	if format == "auto" {
+		format = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// devInfo is what 'scribeq dev' writes into the data folder so that other
+// commands on the same machine find it without flags.
+type devInfo struct {
+	NatsURL     string `json:"nats_url"`
+	DatabaseURL string `json:"database_url"`
+	IngressURL  string `json:"ingress_url"`
+	EmulatorURL string `json:"emulator_url,omitempty"`
+	PID         int    `json:"pid"`
+}
+
+func (g *Globals) devInfoPath() string { return filepath.Join(g.DataDir, "dev.json") }
+
+func (g *Globals) readDevInfo() *devInfo {
+	b, err := os.ReadFile(g.devInfoPath())
+	if err != nil {
+		return nil
+	}
+	var d devInfo
+	if json.Unmarshal(b, &d) != nil {
+		return nil
+	}
+	return &d
+}
+
+func (g *Globals) natsURL() string {
+	if g.NatsURL != "" {
+		return g.NatsURL
+	}
+	if d := g.readDevInfo(); d != nil && d.NatsURL != "" {
+		return d.NatsURL
+	}
+	return "nats://127.0.0.1:4222"
+}
+
+// databaseURL is the flag's value, else the dev process's database.
+func (g *Globals) databaseURL(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := g.readDevInfo(); d != nil && d.DatabaseURL != "" {
+		return d.DatabaseURL, nil
+	}
+	return "", errors.New("no database: set DATABASE_URL (or --database-url), or start 'scribeq dev' in this folder")
+}
+
+func splitSecrets(list []string) []string {
+	var out []string
+	for _, s := range list {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

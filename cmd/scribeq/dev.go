@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/scribeq/scribeq/pkg/localpg"
+	"github.com/scribeq/scribeq/pkg/pipeline"
+)
+
+// DevCmd runs the whole pipeline in one process.
+type DevCmd struct {
+	DBFlags    `embed:""`
+	APIFlags   `embed:""`
+	QueueFlags `embed:""`
+
+	NatsPort       int           `name:"nats-port" env:"SCRIBEQ_NATS_PORT" default:"4222" help:"Port of the embedded NATS server, for other commands (-1: any free port)."`
+	IngressAddr    string        `name:"ingress-addr" env:"SCRIBEQ_INGRESS_ADDR" default:"127.0.0.1:8780" help:"Where the webhook ingress listens."`
+	EmulatorAddr   string        `name:"emulator-addr" env:"SCRIBEQ_EMULATOR_ADDR" default:"127.0.0.1:8790" help:"Where the emulator listens (only without an API key)."`
+	EmulatorDelay  time.Duration `name:"emulator-delay" env:"SCRIBEQ_EMULATOR_DELAY" default:"200ms" help:"Emulator processing delay before each webhook."`
+	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRET,..." help:"Webhook signing secrets (required with a real API key; random with the emulator)."`
+	Concurrency    int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once."`
+	NoMigrate      bool          `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
+}
+
+func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
+	log := g.logger()
+	p, stop, err := c.start(ctx, g, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "scribeq dev is running (Ctrl-C to stop)\n  nats:     %s\n  webhooks: %s\n", p.NatsURL, p.IngressURL)
+	if p.EmulatorURL != "" {
+		fmt.Fprintf(os.Stderr, "  emulator: %s (no ELEVENLABS_API_KEY set)\n", p.EmulatorURL)
+	}
+	fmt.Fprintf(os.Stderr, "In another terminal here: scribeq submit <files>; scribeq status\n")
+	<-ctx.Done()
+	log.Info("stopping")
+	return stop()
+}
+
+// start brings up Postgres (when no URL is given), the pipeline, and the
+// connection file other commands read. stop undoes all of it.
+func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipeline.Pipeline, func() error, error) {
+	if err := os.MkdirAll(g.DataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("dev: create data folder: %w", err)
+	}
+	dbURL := c.DatabaseURL
+	var cluster *localpg.Cluster
+	if dbURL == "" {
+		var err error
+		log.Info("no DATABASE_URL: starting a local Postgres cluster", "dir", filepath.Join(g.DataDir, "pg"))
+		cluster, err = localpg.Start(ctx, filepath.Join(g.DataDir, "pg"), log.With("process", "postgres"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("dev: no DATABASE_URL and no local Postgres: %w", err)
+		}
+		dbURL = cluster.URL
+	}
+	stopPG := func() error {
+		if cluster == nil {
+			return nil
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return cluster.Stop(sctx)
+	}
+	p, err := pipeline.Start(ctx, pipeline.Config{
+		NatsPort:       c.NatsPort,
+		DataDir:        g.DataDir,
+		DatabaseURL:    dbURL,
+		NoMigrate:      c.NoMigrate,
+		APIKey:         c.APIKey,
+		BaseURL:        c.BaseURL,
+		IngressAddr:    c.IngressAddr,
+		EmulatorAddr:   c.EmulatorAddr,
+		EmulatorDelay:  c.EmulatorDelay,
+		WebhookSecrets: splitSecrets(c.WebhookSecrets),
+		Concurrency:    c.Concurrency,
+		Queue:          c.QueueFlags.config(log),
+		Logger:         log,
+	})
+	if err != nil {
+		_ = stopPG()
+		return nil, nil, err
+	}
+	info, _ := json.MarshalIndent(devInfo{
+		NatsURL: p.NatsURL, DatabaseURL: dbURL, IngressURL: p.IngressURL, EmulatorURL: p.EmulatorURL, PID: os.Getpid(),
+	}, "", "  ")
+	if err := os.WriteFile(g.devInfoPath(), info, 0o600); err != nil {
+		log.Warn("could not write the connection file", "path", g.devInfoPath(), "err", err)
+	}
+	stop := func() error {
+		_ = os.Remove(g.devInfoPath())
+		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		err := p.Stop(sctx)
+		if perr := stopPG(); perr != nil && err == nil {
+			err = perr
+		}
+		return err
+	}
+	return p, stop, nil
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/scribeq/scribeq/pkg/query"
+)
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func absPath(p string) (string, error) { return filepath.Abs(p) }
+
+func printJob(w io.Writer, j *query.Job) {
+	str := func(p *string) string {
+		if p == nil {
+			return "-"
+		}
+		return *p
+	}
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Local().Format(time.DateTime)
+	}
+	var src struct {
+		Path, URL string
+		Size      int64
+		Duration  float64 `json:"duration_secs"`
+	}
+	_ = json.Unmarshal(j.Source, &src)
+	source := src.Path
+	if source == "" {
+		source = src.URL
+	}
+	fmt.Fprintf(w, "job            %s\n", j.JobID)
+	fmt.Fprintf(w, "state          %s\n", j.State)
+	fmt.Fprintf(w, "source         %s\n", source)
+	fmt.Fprintf(w, "batch          %s\n", str(j.BatchID))
+	fmt.Fprintf(w, "request_id     %s\n", str(j.RequestID))
+	fmt.Fprintf(w, "transcription  %s\n", str(j.TranscriptionID))
+	fmt.Fprintf(w, "options        %s\n", string(j.Options))
+	if string(j.Metadata) != "{}" && len(j.Metadata) > 0 {
+		fmt.Fprintf(w, "metadata       %s\n", string(j.Metadata))
+	}
+	fmt.Fprintf(w, "convert calls  %d\n", j.ConvertCalls)
+	fmt.Fprintf(w, "queued         %s\n", ts(j.QueuedAt))
+	fmt.Fprintf(w, "submitted      %s\n", ts(j.SubmittedAt))
+	if j.CompletedAt != nil {
+		fmt.Fprintf(w, "completed      %s\n", ts(j.CompletedAt))
+	}
+	if j.FailedAt != nil {
+		fmt.Fprintf(w, "failed         %s  %s\n", ts(j.FailedAt), str(j.Error))
+	}
+	if len(j.History) > 0 {
+		fmt.Fprintln(w, "history")
+		for _, h := range j.History {
+			fmt.Fprintf(w, "  %s  %-9s -> %-9s %s %s\n", h.At.Local().Format(time.DateTime+".000"), str(h.From), h.To, str(h.Process), str(h.Reason))
+		}
+	}
+	if t := j.Transcript; t != nil {
+		lang := str(t.LanguageCode)
+		dur := ""
+		if t.AudioDurationSecs != nil {
+			dur = fmt.Sprintf(", %.1f s of audio", *t.AudioDurationSecs)
+		}
+		fmt.Fprintf(w, "transcript     (%s%s)\n", lang, dur)
+		fmt.Fprintf(w, "%s\n", t.Text)
+	}
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/scribeq/scribeq/pkg/elevenlabs"
+	"github.com/scribeq/scribeq/pkg/emulator"
+	"github.com/scribeq/scribeq/pkg/ingress"
+	"github.com/scribeq/scribeq/pkg/queue"
+	"github.com/scribeq/scribeq/pkg/sink"
+	"github.com/scribeq/scribeq/pkg/store"
+	"github.com/scribeq/scribeq/pkg/submitter"
+)
+
+// QueueFlags are the stream settings every NATS-using command shares.
+type QueueFlags struct {
+	Replicas        int   `name:"replicas" env:"SCRIBEQ_REPLICAS" default:"1" help:"Replicas per stream and bucket (3 on a NATS cluster)."`
+	ClaimCheckBytes int64 `name:"claim-check-bytes" env:"SCRIBEQ_CLAIM_CHECK_BYTES" default:"524288" help:"Events larger than this travel through the object store by reference."`
+}
+
+func (f QueueFlags) config(log *slog.Logger) queue.Config {
+	return queue.Config{Replicas: f.Replicas, ClaimCheckBytes: int(f.ClaimCheckBytes), Logger: log}
+}
+
+func openQueue(ctx context.Context, g *Globals, f QueueFlags, name string, log *slog.Logger) (*queue.Queue, error) {
+	nc, err := queue.Connect(g.natsURL(), name, log)
+	if err != nil {
+		return nil, err
+	}
+	q, err := queue.Open(ctx, nc, f.config(log))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// APIFlags configure the ElevenLabs client.
+type APIFlags struct {
+	APIKey    string `name:"api-key" env:"ELEVENLABS_API_KEY" placeholder:"KEY" help:"ElevenLabs API key (never logged)."`
+	BaseURL   string `name:"base-url" env:"ELEVENLABS_BASE_URL" default:"https://api.elevenlabs.io" help:"ElevenLabs API base URL (point it at 'scribeq emulator' to test)."`
+	WebhookID string `name:"webhook-id" env:"SCRIBEQ_WEBHOOK_ID" help:"Send results to this configured webhook only (default: every speech-to-text webhook of the workspace)."`
+}
+
+// SubmitterFlags configure the submitter worker.
+type SubmitterFlags struct {
+	Concurrency int `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once in this process."`
+	MaxAttempts int `name:"max-attempts" env:"SCRIBEQ_MAX_ATTEMPTS" default:"8" help:"Deliveries of a job for transient errors (429, 5xx, network) before it fails."`
+}
+
+// SubmitterCmd runs the submitter worker.
+type SubmitterCmd struct {
+	QueueFlags     `embed:""`
+	APIFlags       `embed:""`
+	SubmitterFlags `embed:""`
+}
+
+func (c *SubmitterCmd) Run(ctx context.Context, g *Globals) error {
+	log := g.logger().With("process", "submitter")
+	if c.APIKey == "" {
+		return errors.New("submitter: ELEVENLABS_API_KEY (or --api-key) is required; for a local run use 'scribeq dev' or point --base-url at 'scribeq emulator'")
+	}
+	api, err := elevenlabs.New(elevenlabs.Config{BaseURL: c.BaseURL, APIKey: c.APIKey})
+	if err != nil {
+		return err
+	}
+	q, err := openQueue(ctx, g, c.QueueFlags, "scribeq-submitter", log)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	s, err := submitter.New(q, api, submitter.Config{
+		Concurrency: c.Concurrency, MaxAttempts: c.MaxAttempts, WebhookID: c.WebhookID, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("submitter running", "concurrency", c.Concurrency, "base_url", c.BaseURL)
+	return s.Run(ctx)
+}
+
+// IngressFlags configure the webhook endpoint.
+type IngressFlags struct {
+	Addr           string        `name:"addr" env:"SCRIBEQ_INGRESS_ADDR" default:":8780" help:"Address the webhook endpoint listens on."`
+	Path           string        `name:"path" env:"SCRIBEQ_WEBHOOK_PATH" default:"/webhooks/elevenlabs" help:"Path of the webhook endpoint."`
+	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRET,..." help:"Webhook signing secrets, comma-separated (two during rotation; never logged)."`
+	MaxBodyBytes   int64         `name:"max-body-bytes" env:"SCRIBEQ_MAX_BODY_BYTES" default:"67108864" help:"Largest webhook body accepted."`
+	Tolerance      time.Duration `name:"signature-tolerance" env:"SCRIBEQ_SIGNATURE_TOLERANCE" default:"30m" help:"Oldest signature timestamp accepted."`
+}
+
+// IngressCmd runs the webhook ingress.
+type IngressCmd struct {
+	QueueFlags   `embed:""`
+	IngressFlags `embed:""`
+}
+
+func (c *IngressCmd) Run(ctx context.Context, g *Globals) error {
+	log := g.logger().With("process", "ingress")
+	q, err := openQueue(ctx, g, c.QueueFlags, "scribeq-ingress", log)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	h, err := ingress.New(q, c.ingressConfig(log))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("ingress: listen on %s: %w", c.Addr, err)
+	}
+	log.Info("ingress listening", "addr", ln.Addr().String(), "path", c.Path)
+	return serve(ctx, ingress.NewServer(c.Addr, h), ln, log)
+}
+
+func (c *IngressFlags) ingressConfig(log *slog.Logger) ingress.Config {
+	return ingress.Config{
+		Path: c.Path, Secrets: splitSecrets(c.WebhookSecrets), MaxBodyBytes: c.MaxBodyBytes,
+		Tolerance: c.Tolerance, Logger: log,
+	}
+}
+
+// serve runs srv until ctx ends, then lets in-flight requests finish.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// DBFlags name the database.
+type DBFlags struct {
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" placeholder:"URL" help:"Postgres URL (default: the database 'scribeq dev' runs)."`
+}
+
+// SinkCmd runs the sink worker.
+type SinkCmd struct {
+	QueueFlags `embed:""`
+	DBFlags    `embed:""`
+	NoMigrate  bool `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
+	BatchSize  int  `name:"batch-size" env:"SCRIBEQ_SINK_BATCH" default:"200" help:"Events applied per transaction."`
+}
+
+func (c *SinkCmd) Run(ctx context.Context, g *Globals) error {
+	log := g.logger().With("process", "sink")
+	url, err := g.databaseURL(c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if !c.NoMigrate {
+		if err := store.Migrate(ctx, url, "up", nil); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(ctx, url, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	q, err := openQueue(ctx, g, c.QueueFlags, "scribeq-sink", log)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	s, err := sink.New(q, st, sink.Config{BatchSize: c.BatchSize, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("sink running")
+	return s.Run(ctx)
+}
+
+// EmulatorFlags configure the local ElevenLabs stand-in.
+type EmulatorFlags struct {
+	WebhookURL    string        `name:"webhook-url" env:"SCRIBEQ_EMULATOR_WEBHOOK_URL" default:"http://127.0.0.1:8780/webhooks/elevenlabs" help:"Where the emulator POSTs webhooks."`
+	WebhookSecret string        `name:"webhook-secret" env:"SCRIBEQ_EMULATOR_WEBHOOK_SECRET" placeholder:"SECRET" help:"Secret the emulator signs webhooks with (default: the first of SCRIBEQ_WEBHOOK_SECRETS)."`
+	Delay         time.Duration `name:"delay" env:"SCRIBEQ_EMULATOR_DELAY" default:"200ms" help:"Processing delay before a webhook is sent."`
+}
+
+// EmulatorCmd runs the emulator.
+type EmulatorCmd struct {
+	EmulatorFlags  `embed:""`
+	Addr           string   `name:"addr" env:"SCRIBEQ_EMULATOR_ADDR" default:":8790" help:"Address to listen on."`
+	APIKeys        []string `name:"accept-keys" env:"SCRIBEQ_EMULATOR_API_KEYS" sep:"," help:"xi-api-key values accepted (default: any non-empty key)."`
+	WebhookSecrets []string `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," hidden:""`
+}
+
+func (c *EmulatorCmd) Run(ctx context.Context, g *Globals) error {
+	log := g.logger().With("process", "emulator")
+	secret := c.WebhookSecret
+	if secret == "" {
+		if s := splitSecrets(c.WebhookSecrets); len(s) > 0 {
+			secret = s[0]
+		}
+	}
+	if secret == "" {
+		return errors.New("emulator: a webhook secret is required (--webhook-secret or SCRIBEQ_WEBHOOK_SECRETS)")
+	}
+	em, err := emulator.New(emulator.Config{
+		APIKeys: c.APIKeys, WebhookURL: c.WebhookURL, WebhookSecret: secret, WebhookDelay: c.Delay, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("emulator: listen on %s: %w", c.Addr, err)
+	}
+	log.Info("emulator listening", "addr", ln.Addr().String(), "webhook_url", c.WebhookURL)
+	err = serve(ctx, &http.Server{Handler: em.Handler(), ReadHeaderTimeout: 10 * time.Second}, ln, log)
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(err, em.Close(closeCtx))
+}
+
+// MigrateCmd runs schema migrations.
+type MigrateCmd struct {
+	DBFlags `embed:""`
+	Command string `arg:"" enum:"up,down,status" default:"up" help:"up (apply all), down (roll back one), status."`
+}
+
+func (c *MigrateCmd) Run(ctx context.Context, g *Globals) error {
+	url, err := g.databaseURL(c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	return store.Migrate(ctx, url, c.Command, os.Stdout)
+}

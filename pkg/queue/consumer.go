@@ -1,0 +1,54 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scribeq/scribeq/pkg/event"
+)
+
+// Durable consumer names.
+const (
+	ConsumerSubmitter = "submitter"
+	ConsumerSink      = "sink"
+)
+
+// SubmitterConsumer creates or updates the shared durable pull consumer on
+// JOBS. AckWait covers the time between InProgress heartbeats, not the whole
+// upload; MaxDeliver stays above the submitter's own attempt budget so the
+// submitter, not the server, decides when a job has failed.
+func (q *Queue) SubmitterConsumer(ctx context.Context, maxAckPending int) (jetstream.Consumer, error) {
+	c, err := q.JS.CreateOrUpdateConsumer(ctx, event.StreamJobs, jetstream.ConsumerConfig{
+		Durable:       ConsumerSubmitter,
+		Description:   "scribeq submitter: sends each job to ElevenLabs once",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       60 * time.Second,
+		MaxDeliver:    50,
+		MaxAckPending: maxAckPending,
+		FilterSubject: event.SubjectJobs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: ensure consumer %s: %w", ConsumerSubmitter, err)
+	}
+	return c, nil
+}
+
+// SinkConsumer creates or updates the shared durable pull consumer on EVENTS.
+func (q *Queue) SinkConsumer(ctx context.Context, maxAckPending int) (jetstream.Consumer, error) {
+	c, err := q.JS.CreateOrUpdateConsumer(ctx, event.StreamEvents, jetstream.ConsumerConfig{
+		Durable:       ConsumerSink,
+		Description:   "scribeq sink: writes job state and transcripts to Postgres",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    50,
+		MaxAckPending: maxAckPending,
+		FilterSubject: event.SubjectEvents,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: ensure consumer %s: %w", ConsumerSink, err)
+	}
+	return c, nil
+}

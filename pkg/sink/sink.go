@@ -1,0 +1,258 @@
+// Package sink is the EVENTS consumer that writes job state and transcripts
+// to Postgres. It applies a batch of events in one transaction and
+// acknowledges the messages only after that transaction has committed; every
+// write is idempotent, so a redelivered batch changes nothing.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/queue"
+	"github.com/scribeq/scribeq/pkg/store"
+)
+
+// Config configures a Sink.
+type Config struct {
+	// BatchSize is the most events applied in one transaction. Default 200.
+	BatchSize int
+	// MaxWait is how long a fetch waits to fill a batch. Default 1s.
+	MaxWait time.Duration
+	// MaxAttempts is how many deliveries an event gets for transient
+	// failures before it is dead-lettered. Default 20.
+	MaxAttempts int
+	// Logger; default discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 200
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Sink consumes EVENTS into the store.
+type Sink struct {
+	q   *queue.Queue
+	st  *store.Store
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Sink; Run starts it.
+func New(q *queue.Queue, st *store.Store, cfg Config) (*Sink, error) {
+	if q == nil || st == nil {
+		return nil, errors.New("sink: queue and store are required")
+	}
+	cfg = cfg.withDefaults()
+	return &Sink{q: q, st: st, cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Run consumes until ctx is canceled. The batch in hand when that happens is
+// still committed and acknowledged (on a context that is not canceled), so a
+// stop never leaves work half done.
+func (s *Sink) Run(ctx context.Context) error {
+	cons, err := s.q.SinkConsumer(ctx, 10*s.cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	work := context.WithoutCancel(ctx)
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.MaxWait))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			s.log.Warn("fetch events failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) > 0 {
+			s.process(work, msgs)
+		}
+	}
+	return nil
+}
+
+type item struct {
+	msg jetstream.Msg
+	ev  *event.Event
+	ref string // claim check to release after commit
+}
+
+func (s *Sink) process(ctx context.Context, msgs []jetstream.Msg) {
+	items := make([]item, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := event.Decode(m.Data())
+		if err != nil {
+			s.deadLetter(ctx, m, err)
+			continue
+		}
+		ref := ev.PayloadRef
+		full, err := s.q.Resolve(ctx, ev)
+		if errors.Is(err, queue.ErrPayloadMissing) {
+			// Released after an earlier commit whose ack was lost: the
+			// transcript is already stored. Otherwise it is really gone.
+			if ok, herr := s.st.HasTranscript(ctx, ev.RequestID); herr == nil && ok {
+				_ = m.Ack()
+				continue
+			}
+			s.deadLetter(ctx, m, err)
+			continue
+		}
+		if err != nil {
+			s.retryLater(m, err)
+			continue
+		}
+		items = append(items, item{msg: m, ev: full, ref: ref})
+	}
+	if len(items) == 0 {
+		return
+	}
+	evs := make([]*event.Event, len(items))
+	for i, it := range items {
+		evs[i] = it.ev
+	}
+	err := s.st.Apply(ctx, evs)
+	if err == nil {
+		s.done(ctx, items)
+		return
+	}
+	if !permanent(err) {
+		s.log.Warn("apply batch failed; will retry", "events", len(items), "err", err)
+		for _, it := range items {
+			s.retryLater(it.msg, err)
+		}
+		return
+	}
+	// One bad event must not hold up the rest: apply them one by one and
+	// dead-letter the ones that fail for good.
+	s.log.Warn("apply batch failed; isolating the bad events", "events", len(items), "err", err)
+	for _, it := range items {
+		err := s.st.Apply(ctx, []*event.Event{it.ev})
+		switch {
+		case err == nil:
+			s.done(ctx, []item{it})
+		case permanent(err):
+			s.deadLetter(ctx, it.msg, err)
+		default:
+			s.retryLater(it.msg, err)
+		}
+	}
+}
+
+func (s *Sink) done(ctx context.Context, items []item) {
+	for _, it := range items {
+		if err := it.msg.Ack(); err != nil {
+			// The commit stands; a redelivery is a harmless replay.
+			s.log.Warn("ack after commit failed", "job_id", it.ev.JobID, "err", err)
+			continue
+		}
+		if it.ref != "" {
+			if err := s.q.ReleasePayload(ctx, it.ref); err != nil {
+				s.log.Warn("release claim check", "ref", it.ref, "err", err)
+			}
+		}
+	}
+	s.log.Debug("batch committed", "events", len(items))
+}
+
+func (s *Sink) retryLater(m jetstream.Msg, err error) {
+	md, mdErr := m.Metadata()
+	if mdErr == nil && int(md.NumDelivered) >= s.cfg.MaxAttempts {
+		s.deadLetter(context.Background(), m, fmt.Errorf("gave up after %d deliveries: %w", md.NumDelivered, err))
+		return
+	}
+	delay := time.Second
+	if mdErr == nil {
+		delay = min(time.Duration(md.NumDelivered)*2*time.Second, time.Minute)
+	}
+	_ = m.NakWithDelay(delay)
+}
+
+// deadLetter records a message that can never be applied, then terminates
+// it. If the record cannot be written the message is left for redelivery:
+// dropping it would lose it.
+func (s *Sink) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
+	attempts := 0
+	if md, err := m.Metadata(); err == nil {
+		attempts = int(md.NumDelivered)
+	}
+	d := store.DeadLetter{
+		Stream:   event.StreamEvents,
+		Subject:  m.Subject(),
+		MsgID:    m.Headers().Get("Nats-Msg-Id"),
+		Headers:  m.Headers(),
+		Data:     m.Data(),
+		Err:      cause.Error(),
+		Attempts: attempts,
+	}
+	if err := s.st.DeadLetter(ctx, d); err != nil {
+		s.log.Error("could not write dead letter; message kept", "err", err, "cause", cause)
+		_ = m.NakWithDelay(5 * time.Second)
+		return
+	}
+	s.log.Error("event dead-lettered", "subject", m.Subject(), "msg_id", d.MsgID, "err", cause)
+	_ = m.TermWithReason(truncate(cause.Error(), 200))
+}
+
+// permanent reports whether retrying err can never help: bad data, not a
+// database or network outage.
+func permanent(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "22", "23", "42": // data exception, integrity violation, syntax/undefined
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return false
+	}
+	return errors.Is(err, store.ErrInvalidEvent)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
