@@ -1,0 +1,200 @@
+package submitter_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/scribeq/scribeq/pkg/elevenlabs"
+	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/natstest"
+	"github.com/scribeq/scribeq/pkg/queue"
+	"github.com/scribeq/scribeq/pkg/submitter"
+)
+
+// fakeAPI stands in for ElevenLabs where the test needs a specific answer;
+// the end-to-end tests use the emulator.
+type fakeAPI struct {
+	mu    sync.Mutex
+	calls map[string]int // job_id -> calls
+	bytes map[string]int // job_id -> audio bytes received
+	fn    func(jobID string, n int) (*elevenlabs.ConvertResponse, error)
+}
+
+func (f *fakeAPI) Convert(_ context.Context, req *elevenlabs.ConvertRequest) (*elevenlabs.ConvertResponse, error) {
+	md := req.WebhookMetadata.(map[string]string)
+	jobID := md["job_id"]
+	n := 0
+	if req.File != nil {
+		b, err := io.ReadAll(req.File)
+		if err != nil {
+			return nil, err
+		}
+		n = len(b)
+	}
+	f.mu.Lock()
+	f.calls[jobID]++
+	f.bytes[jobID] = n
+	c := f.calls[jobID]
+	f.mu.Unlock()
+	return f.fn(jobID, c)
+}
+
+func (f *fakeAPI) count(jobID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[jobID]
+}
+
+type testBundle struct {
+	q   *queue.Queue
+	api *fakeAPI
+	ctx context.Context
+}
+
+func setup(t *testing.T, fn func(jobID string, n int) (*elevenlabs.ConvertResponse, error), cfg submitter.Config) *testBundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	s := natstest.Server(t)
+	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
+	require.NoError(t, err)
+	q, err := queue.Open(ctx, nc, queue.Config{})
+	require.NoError(t, err)
+	t.Cleanup(q.Close)
+	api := &fakeAPI{calls: map[string]int{}, bytes: map[string]int{}, fn: fn}
+	sub, err := submitter.New(q, api, cfg)
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sub.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		require.NoError(t, <-done)
+	})
+	return &testBundle{q: q, api: api, ctx: ctx}
+}
+
+func (b *testBundle) addJob(t *testing.T, id string, audio []byte) {
+	t.Helper()
+	_, err := b.q.Audio.Put(b.ctx, jetstream.ObjectMeta{Name: "obj-" + id}, bytes.NewReader(audio))
+	require.NoError(t, err)
+	_, err = b.q.PublishJob(b.ctx, &event.Job{
+		V: 1, JobID: id, Source: event.Source{Object: "obj-" + id, Name: id + ".wav", Size: int64(len(audio))},
+		Options: event.Options{Model: "scribe_v2"},
+	})
+	require.NoError(t, err)
+}
+
+// waitEvent returns the first event of type typ for job id.
+func (b *testBundle) waitEvent(t *testing.T, typ event.Type, id string) *event.Event {
+	t.Helper()
+	st, err := b.q.JS.Stream(b.ctx, event.StreamEvents)
+	require.NoError(t, err)
+	for {
+		m, err := st.GetLastMsgForSubject(b.ctx, typ.Subject())
+		if err == nil {
+			ev, err := event.Decode(m.Data)
+			require.NoError(t, err)
+			if ev.JobID == id {
+				return ev
+			}
+		}
+		select {
+		case <-b.ctx.Done():
+			t.Fatalf("no %s event for %s: %v", typ, id, b.ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func ok(jobID string, _ int) (*elevenlabs.ConvertResponse, error) {
+	return &elevenlabs.ConvertResponse{RequestID: "req-" + jobID, TranscriptionID: "tr-" + jobID}, nil
+}
+
+func TestSendsOnceAndRecordsRequestID(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ok, submitter.Config{})
+	b.addJob(t, "j1", []byte("RIFF-some-audio"))
+	ev := b.waitEvent(t, event.TypeSubmitted, "j1")
+	require.Equal(t, "req-j1", ev.RequestID)
+	require.Equal(t, "tr-j1", ev.TranscriptionID)
+	require.Equal(t, 1, b.api.count("j1"))
+	require.Equal(t, len("RIFF-some-audio"), b.api.bytes["j1"], "the audio is streamed from the object store")
+
+	entry, err := b.q.Submissions.Get(b.ctx, "j1")
+	require.NoError(t, err)
+	var rec struct {
+		RequestID string `json:"request_id"`
+	}
+	require.NoError(t, json.Unmarshal(entry.Value(), &rec))
+	require.Equal(t, "req-j1", rec.RequestID)
+}
+
+func TestRedeliveredJobIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ok, submitter.Config{})
+	// A previous worker sent this job and recorded the request id, but died
+	// before acknowledging the message.
+	_, err := b.q.Submissions.Create(b.ctx, "j2", []byte(`{"attempt_id":"old","calls":1,"request_id":"req-earlier","transcription_id":"tr-earlier"}`))
+	require.NoError(t, err)
+	b.addJob(t, "j2", []byte("audio"))
+	ev := b.waitEvent(t, event.TypeSubmitted, "j2")
+	require.Equal(t, "req-earlier", ev.RequestID)
+	require.Zero(t, b.api.count("j2"), "billed once: no second convert call")
+}
+
+func TestClientErrorFailsTheJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(string, int) (*elevenlabs.ConvertResponse, error) {
+		return nil, &elevenlabs.APIError{Status: 422, Type: "validation_error", Code: "invalid_parameters", Message: "bad keyterms"}
+	}, submitter.Config{})
+	b.addJob(t, "j3", []byte("audio"))
+	ev := b.waitEvent(t, event.TypeFailed, "j3")
+	require.Contains(t, ev.Error, "bad keyterms")
+	require.Equal(t, 1, b.api.count("j3"), "a 4xx is not retried")
+}
+
+func TestTransientErrorsRetryThenSucceed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(jobID string, n int) (*elevenlabs.ConvertResponse, error) {
+		if n < 3 {
+			return nil, &elevenlabs.APIError{Status: 503, Message: "busy", RetryAfter: 10 * time.Millisecond}
+		}
+		return ok(jobID, n)
+	}, submitter.Config{})
+	b.addJob(t, "j4", []byte("audio"))
+	ev := b.waitEvent(t, event.TypeSubmitted, "j4")
+	require.Equal(t, "req-j4", ev.RequestID)
+	require.Equal(t, 3, b.api.count("j4"))
+}
+
+func TestTransientErrorsFailAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(string, int) (*elevenlabs.ConvertResponse, error) {
+		return nil, &elevenlabs.APIError{Status: 500, Message: "internal", RetryAfter: 10 * time.Millisecond}
+	}, submitter.Config{MaxAttempts: 3})
+	b.addJob(t, "j5", []byte("audio"))
+	ev := b.waitEvent(t, event.TypeFailed, "j5")
+	require.Contains(t, ev.Error, "internal")
+	require.Equal(t, 3, b.api.count("j5"))
+}
+
+func TestMissingAudioFailsTheJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ok, submitter.Config{})
+	_, err := b.q.PublishJob(b.ctx, &event.Job{
+		V: 1, JobID: "j6", Source: event.Source{Object: "nope"}, Options: event.Options{Model: "scribe_v2"},
+	})
+	require.NoError(t, err)
+	ev := b.waitEvent(t, event.TypeFailed, "j6")
+	require.Contains(t, ev.Error, "missing")
+	require.Zero(t, b.api.count("j6"))
+}
