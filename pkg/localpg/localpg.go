@@ -349,8 +349,7 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte,
 }
 
 func notRunning(pgctlOutput []byte) bool {
-	s := string(pgctlOutput)
-	return strings.Contains(s, "Is server running?") || strings.Contains(s, "does not exist")
+	return strings.Contains(string(pgctlOutput), "Is server running?")
 }
 
 func freePort() (int, error) {
