@@ -187,13 +187,14 @@ func (c *Client) Convert(ctx context.Context, req *ConvertRequest) (*ConvertResp
 	hreq.Header.Set("Content-Type", form.contentType)
 
 	resp, data, err := c.send(hreq)
-	// Whatever happened, stop reading the caller's File now, and prefer the
-	// file's own failure: it explains why the transport gave up.
+	// Whatever happened, stop reading the caller's File now.
 	_ = body.Close()
-	if ferr := body.fileErr(); ferr != nil {
-		return nil, fmt.Errorf("elevenlabs: convert: %w", ferr)
-	}
 	if err != nil {
+		// The file's own failure explains why the transport gave up. (A 2xx
+		// stands even so: the job was accepted and is billed.)
+		if ferr := body.fileErr(); ferr != nil {
+			return nil, fmt.Errorf("elevenlabs: convert: %w", ferr)
+		}
 		return nil, fmt.Errorf("elevenlabs: convert: %w", err)
 	}
 	var ack struct {

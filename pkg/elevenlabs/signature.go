@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +43,8 @@ func mac(secret, ts string, body []byte) []byte {
 
 // Verifier checks ElevenLabs-Signature headers against the raw body.
 type Verifier struct {
-	// Secrets are tried in order; more than one allows rotation.
+	// Secrets are tried in order; more than one allows rotation. Empty
+	// strings are ignored.
 	Secrets []string
 	// Tolerance is how old a timestamp may be. Default 30 minutes, as the SDKs.
 	Tolerance time.Duration
@@ -59,7 +59,15 @@ type Verifier struct {
 // Verify returns nil when header carries a v0 signature of body by one of the
 // secrets with a timestamp inside the window. It never parses body.
 func (v *Verifier) Verify(header string, body []byte) error {
-	if len(v.Secrets) == 0 {
+	// An empty secret would accept anyone's HMAC keyed by "" (an unset env
+	// var, say), so it never counts as configured.
+	secrets := make([]string, 0, len(v.Secrets))
+	for _, s := range v.Secrets {
+		if s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	if len(secrets) == 0 {
 		return ErrNoSecrets
 	}
 	if header == "" {
@@ -104,7 +112,7 @@ func (v *Verifier) Verify(header string, body []byte) error {
 	if at.After(n.Add(skew)) {
 		return ErrFutureSignature
 	}
-	for _, secret := range v.Secrets {
+	for _, secret := range secrets {
 		want := mac(secret, ts, body)
 		for _, sig := range sigs {
 			if hmac.Equal(sig, want) {
@@ -112,5 +120,5 @@ func (v *Verifier) Verify(header string, body []byte) error {
 			}
 		}
 	}
-	return fmt.Errorf("%w", ErrSignatureInvalid)
+	return ErrSignatureInvalid
 }

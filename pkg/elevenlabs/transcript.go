@@ -42,6 +42,9 @@ type Chunk struct {
 // Transcript is a result flattened for storage: single-channel results as
 // they are; multichannel ("separate") results with the channels' texts joined
 // by newlines and their words concatenated, each word keeping channel_index.
+// Channels counts the channels: for "separate" output the chunks, for
+// "combined" output (one chunk) the distinct channel_index of its words,
+// and 1 for plain single-channel results.
 type Transcript struct {
 	LanguageCode        string
 	LanguageProbability float64
@@ -79,7 +82,7 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 			Words:               c.Words,
 			TranscriptionID:     c.TranscriptionID,
 			AudioDurationSecs:   c.AudioDurationSecs,
-			Channels:            1,
+			Channels:            channelsOf(c.Words),
 		}, nil
 	}
 	var m multichannel
@@ -96,8 +99,9 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 	}
 	texts := make([]string, 0, len(m.Transcripts))
 	for i, c := range m.Transcripts {
-		// The most confident channel names the language.
-		if c.LanguageProbability > t.LanguageProbability || t.LanguageCode == "" {
+		// The most confident channel that detected a language names it; a
+		// silent channel (no code) must not blank out the others.
+		if c.LanguageCode != "" && (t.LanguageCode == "" || c.LanguageProbability > t.LanguageProbability) {
 			t.LanguageCode, t.LanguageProbability = c.LanguageCode, c.LanguageProbability
 		}
 		texts = append(texts, c.Text)
@@ -120,4 +124,16 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 	}
 	t.Text = strings.Join(texts, "\n")
 	return t, nil
+}
+
+// channelsOf counts distinct channel_index values ("combined" multichannel
+// output is one chunk whose words carry them); at least 1.
+func channelsOf(words []Word) int {
+	seen := map[int]bool{}
+	for _, w := range words {
+		if w.ChannelIndex != nil {
+			seen[*w.ChannelIndex] = true
+		}
+	}
+	return max(1, len(seen))
 }

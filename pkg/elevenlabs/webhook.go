@@ -22,8 +22,14 @@ type WebhookData struct {
 	RequestID string `json:"request_id"`
 	// WebhookMetadata is what we sent as webhook_metadata, normalised to a
 	// JSON object (ElevenLabs delivers it as an object or as a JSON string).
-	// Nil when absent or null.
+	// Nil when absent, null, or not an object (see InvalidMetadata).
 	WebhookMetadata json.RawMessage `json:"webhook_metadata"`
+	// InvalidMetadata holds webhook_metadata as delivered when it was not an
+	// object (nor a JSON string holding one), for logging. Such a webhook is
+	// still accepted: ElevenLabs never redelivers an STT webhook, so
+	// rejecting it would lose the transcript, and the job can still be found
+	// by request_id.
+	InvalidMetadata json.RawMessage `json:"-"`
 	// Transcription is the result: single-channel or multichannel, kept as
 	// raw JSON so nothing is lost; see ParseTranscript.
 	Transcription json.RawMessage `json:"transcription"`
@@ -32,7 +38,9 @@ type WebhookData struct {
 // ErrMalformedWebhook wraps every reason ParseWebhook rejects a body.
 var ErrMalformedWebhook = errors.New("malformed webhook")
 
-// ParseWebhook decodes a (verified) webhook body.
+// ParseWebhook decodes a (verified) webhook body. It rejects, wrapping
+// ErrMalformedWebhook, bodies that are not JSON, of another type, without
+// data.request_id, or whose data.transcription is not an object.
 func ParseWebhook(body []byte) (*Webhook, error) {
 	var w Webhook
 	if err := json.Unmarshal(body, &w); err != nil {
@@ -49,7 +57,8 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 	}
 	md, err := normaliseMetadata(w.Data.WebhookMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("%w: data.webhook_metadata: %v", ErrMalformedWebhook, err)
+		w.Data.InvalidMetadata = w.Data.WebhookMetadata
+		md = nil
 	}
 	w.Data.WebhookMetadata = md
 	return &w, nil
