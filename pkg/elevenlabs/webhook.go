@@ -38,16 +38,24 @@ type WebhookData struct {
 // ErrMalformedWebhook wraps every reason ParseWebhook rejects a body.
 var ErrMalformedWebhook = errors.New("malformed webhook")
 
+// ErrOtherWebhookType means a well-formed envelope of another event type
+// (a workspace webhook may be subscribed to more than speech-to-text).
+var ErrOtherWebhookType = errors.New("not a speech-to-text webhook")
+
 // ParseWebhook decodes a (verified) webhook body. It rejects, wrapping
-// ErrMalformedWebhook, bodies that are not JSON, of another type, without
-// data.request_id, or whose data.transcription is not an object.
+// ErrMalformedWebhook, bodies that are not JSON, without data.request_id, or
+// whose data.transcription is not an object; an envelope of another type
+// gives ErrOtherWebhookType.
 func ParseWebhook(body []byte) (*Webhook, error) {
 	var w Webhook
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedWebhook, err)
 	}
+	if w.Type == "" {
+		return nil, fmt.Errorf("%w: type is missing", ErrMalformedWebhook)
+	}
 	if w.Type != WebhookType {
-		return nil, fmt.Errorf("%w: type %q, want %q", ErrMalformedWebhook, w.Type, WebhookType)
+		return nil, fmt.Errorf("%w: type %q", ErrOtherWebhookType, w.Type)
 	}
 	if w.Data.RequestID == "" {
 		return nil, fmt.Errorf("%w: data.request_id is missing", ErrMalformedWebhook)

@@ -70,7 +70,6 @@ func TestParseWebhookRejects(t *testing.T) {
 		body string
 	}{
 		{name: "NotJSON", body: `<html>`},
-		{name: "WrongType", body: `{"type":"post_call_transcription","data":{"request_id":"r","transcription":{}}}`},
 		{name: "MissingType", body: `{"data":{"request_id":"r","transcription":{}}}`},
 		{name: "MissingRequestID", body: `{"type":"speech_to_text_transcription","data":{"transcription":{}}}`},
 		{name: "TranscriptionMissing", body: `{"type":"speech_to_text_transcription","data":{"request_id":"r"}}`},
@@ -83,6 +82,13 @@ func TestParseWebhookRejects(t *testing.T) {
 			require.ErrorIs(t, err, elevenlabs.ErrMalformedWebhook)
 		})
 	}
+}
+
+func TestParseWebhookOtherType(t *testing.T) {
+	t.Parallel()
+	_, err := elevenlabs.ParseWebhook([]byte(`{"type":"post_call_transcription","data":{"request_id":"r","transcription":{}}}`))
+	require.ErrorIs(t, err, elevenlabs.ErrOtherWebhookType)
+	require.NotErrorIs(t, err, elevenlabs.ErrMalformedWebhook)
 }
 
 func TestParseWebhookMultichannel(t *testing.T) {

@@ -135,6 +135,13 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wh, err := elevenlabs.ParseWebhook(body)
+	if errors.Is(err, elevenlabs.ErrOtherWebhookType) {
+		// Not ours to store, but refusing it would count towards
+		// ElevenLabs disabling the whole webhook.
+		log.Info("webhook ignored", "reason", err)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
+		return
+	}
 	if err != nil {
 		log.Warn("webhook rejected: malformed", "err", err)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})

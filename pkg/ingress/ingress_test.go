@@ -129,7 +129,8 @@ func TestRejections(t *testing.T) {
 		{"Stale", good, elevenlabs.Sign(b.secret, now.Add(-31*time.Minute), good), http.StatusUnauthorized},
 		{"Future", good, elevenlabs.Sign(b.secret, now.Add(6*time.Minute), good), http.StatusUnauthorized},
 		{"SignedGarbage", []byte(`{"type":`), elevenlabs.Sign(b.secret, now, []byte(`{"type":`)), http.StatusBadRequest},
-		{"WrongType", []byte(`{"type":"other","data":{}}`), elevenlabs.Sign(b.secret, now, []byte(`{"type":"other","data":{}}`)), http.StatusBadRequest},
+		{"MissingRequestID", []byte(`{"type":"speech_to_text_transcription","data":{}}`), elevenlabs.Sign(b.secret, now, []byte(`{"type":"speech_to_text_transcription","data":{}}`)), http.StatusBadRequest},
+		{"OtherTypeIgnored", []byte(`{"type":"post_call_transcription","data":{}}`), elevenlabs.Sign(b.secret, now, []byte(`{"type":"post_call_transcription","data":{}}`)), http.StatusOK},
 		{"TooLarge", []byte(strings.Repeat("x", 9000)), "t=1,v0=00", http.StatusRequestEntityTooLarge},
 	}
 	for _, tt := range tests {

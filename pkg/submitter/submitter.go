@@ -357,6 +357,9 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 }
 
 func (s *Submitter) classify(err error, log *slog.Logger) (outcome, time.Duration, string) {
+	if errors.Is(err, elevenlabs.ErrInvalidRequest) || errors.Is(err, elevenlabs.ErrSizeMismatch) {
+		return fail, 0, err.Error()
+	}
 	var apiErr *elevenlabs.APIError
 	if !errors.As(err, &apiErr) {
 		log.Warn("convert call failed", "err", err)
