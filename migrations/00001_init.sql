@@ -21,7 +21,12 @@ CREATE TABLE jobs (
     completed_at      timestamptz,
     failed_at         timestamptz,
     created_at        timestamptz NOT NULL DEFAULT now(),
-    updated_at        timestamptz NOT NULL DEFAULT now()
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    -- The store guards every transition by rank; a row whose rank disagrees
+    -- with its state would defeat that guard.
+    CONSTRAINT jobs_state_rank_check CHECK (state_rank = CASE state
+        WHEN 'queued' THEN 0 WHEN 'submitted' THEN 2 WHEN 'failed' THEN 3
+        WHEN 'completed' THEN 4 WHEN 'canceled' THEN 5 END)
 );
 CREATE INDEX jobs_state_idx ON jobs (state);
 CREATE INDEX jobs_batch_idx ON jobs (batch_id);
@@ -44,7 +49,10 @@ CREATE TABLE transcripts (
 CREATE INDEX transcripts_job_idx ON transcripts (job_id);
 
 -- Every state change, so `scribeq show` can tell a job's story. A replayed
--- event adds nothing: (job_id, to_state, event_key) is unique.
+-- event adds nothing: (job_id, event_key) is unique. event_key is the
+-- Nats-Msg-Id of the event that caused the change; a job completed when its
+-- submitted event finds the transcript waiting uses the completed event's
+-- key (<request_id>:completed), as if that event had completed it.
 CREATE TABLE job_events (
     id          bigserial PRIMARY KEY,
     job_id      text NOT NULL,
