@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -54,8 +57,7 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 	var cluster *localpg.Cluster
 	if dbURL == "" {
 		var err error
-		log.Info("no DATABASE_URL: starting a local Postgres cluster", "dir", filepath.Join(g.DataDir, "pg"))
-		cluster, err = localpg.Start(ctx, filepath.Join(g.DataDir, "pg"), log.With("process", "postgres"))
+		cluster, err = startLocalPG(ctx, g.DataDir, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dev: no DATABASE_URL and no local Postgres: %w", err)
 		}
@@ -105,4 +107,28 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 		return err
 	}
 	return p, stop, nil
+}
+
+// startLocalPG starts the throwaway cluster under the data folder or, when
+// the postgres OS user cannot reach it (a checkout under /root, as root),
+// under the temp folder, in a folder named after the data folder, so that a second
+// run finds the same cluster again.
+func startLocalPG(ctx context.Context, dataDir string, log *slog.Logger) (*localpg.Cluster, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("dev: data folder: %w", err)
+	}
+	dir := filepath.Join(abs, "pg")
+	log.Info("no DATABASE_URL: starting a local Postgres cluster", "dir", dir)
+	c, err := localpg.Start(ctx, dir, log.With("process", "postgres"))
+	if !errors.Is(err, localpg.ErrUnreachableDir) {
+		return c, err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	dir = filepath.Join(os.TempDir(), "scribeq-"+hex.EncodeToString(sum[:6]), "pg")
+	log.Info("the postgres user cannot reach the data folder; using another", "dir", dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	return localpg.Start(ctx, dir, log.With("process", "postgres"))
 }

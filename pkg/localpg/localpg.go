@@ -182,6 +182,10 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// ErrUnreachableDir means the server's OS user cannot reach the data
+// directory, typically because a parent such as /root is private.
+var ErrUnreachableDir = errors.New("data directory not reachable by the postgres user")
+
 // prepareDir creates the data directory and, as root, hands it to osUser.
 func (c *Cluster) prepareDir(ctx context.Context) error {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
@@ -206,7 +210,7 @@ func (c *Cluster) prepareDir(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, "runuser", "-u", osUser, "--", "test", "-w", c.Dir, "-a", "-x", c.Dir)
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("localpg: data dir %s is not reachable by the %s user (is a parent directory private?); "+
-			"use a directory under /tmp or /var/lib: %w", c.Dir, osUser, err)
+			"use a directory under /tmp or /var/lib: %w", c.Dir, osUser, errors.Join(ErrUnreachableDir, err))
 	}
 	return nil
 }
