@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestHelp builds the binary and checks that every command explains itself
+// and names the environment variables behind its flags.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "scribeq")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"dev", "submit", "status", "show", "submitter", "ingress", "sink", "emulator", "migrate", "demo"}},
+		{[]string{"submit"}, []string{"--diarize", "--keyterm", "--metadata", "--force", "SCRIBEQ_NATS_URL"}},
+		{[]string{"submitter"}, []string{"ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL", "SCRIBEQ_CONCURRENCY"}},
+		{[]string{"ingress"}, []string{"SCRIBEQ_WEBHOOK_SECRETS", "SCRIBEQ_MAX_BODY_BYTES"}},
+		{[]string{"sink"}, []string{"DATABASE_URL", "--no-migrate"}},
+		{[]string{"dev"}, []string{"DATABASE_URL", "ELEVENLABS_API_KEY", "--nats-port"}},
+		{[]string{"emulator"}, []string{"--webhook-url", "--delay"}},
+		{[]string{"migrate"}, []string{"up", "down", "status"}},
+		{[]string{"status"}, []string{"--json"}},
+		{[]string{"show"}, []string{"--json"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(append([]string{"Help"}, tt.args...), ""), func(t *testing.T) {
+			t.Parallel()
+			out, err := exec.Command(bin, append(tt.args, "--help")...).CombinedOutput()
+			require.NoError(t, err, string(out))
+			for _, w := range tt.want {
+				require.Contains(t, string(out), w)
+			}
+		})
+	}
+}
+
+// TestBadInput: errors name what is wrong and exit non-zero.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "scribeq")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	cmd := exec.Command(bin, "submit", "--model", "whisper", "x.wav")
+	cmd.Env = append(os.Environ(), "SCRIBEQ_DATA_DIR="+t.TempDir())
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "--model")
+
+	cmd = exec.Command(bin, "status")
+	cmd.Env = append(os.Environ(), "SCRIBEQ_DATA_DIR="+t.TempDir(), "DATABASE_URL=")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "DATABASE_URL")
+}
