@@ -17,7 +17,7 @@ build: ## Build bin/scribeq
 
 .PHONY: demo
 demo: build ## Run the whole pipeline on testdata/audio (embedded NATS, local Postgres, emulator) and print the results
-	./$(BIN) demo --nats-port -1 --ingress-addr 127.0.0.1:0 --emulator-addr 127.0.0.1:0
+	./$(BIN) --log-level=warn demo --nats-port=-1 --ingress-addr=127.0.0.1:0 --emulator-addr=127.0.0.1:0
 
 .PHONY: dev
 dev: build ## Run every worker in one process until Ctrl-C

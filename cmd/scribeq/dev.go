@@ -26,7 +26,7 @@ type DevCmd struct {
 	IngressAddr    string        `name:"ingress-addr" env:"SCRIBEQ_INGRESS_ADDR" default:"127.0.0.1:8780" help:"Where the webhook ingress listens."`
 	EmulatorAddr   string        `name:"emulator-addr" env:"SCRIBEQ_EMULATOR_ADDR" default:"127.0.0.1:8790" help:"Where the emulator listens (only without an API key)."`
 	EmulatorDelay  time.Duration `name:"emulator-delay" env:"SCRIBEQ_EMULATOR_DELAY" default:"200ms" help:"Emulator processing delay before each webhook."`
-	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRET,..." help:"Webhook signing secrets (required with a real API key; random with the emulator)."`
+	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRETS" help:"Webhook signing secrets (required with a real API key; random with the emulator)."`
 	Concurrency    int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once."`
 	NoMigrate      bool          `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
 }

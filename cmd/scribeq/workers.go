@@ -90,7 +90,7 @@ func (c *SubmitterCmd) Run(ctx context.Context, g *Globals) error {
 type IngressFlags struct {
 	Addr           string        `name:"addr" env:"SCRIBEQ_INGRESS_ADDR" default:":8780" help:"Address the webhook endpoint listens on."`
 	Path           string        `name:"path" env:"SCRIBEQ_WEBHOOK_PATH" default:"/webhooks/elevenlabs" help:"Path of the webhook endpoint."`
-	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRET,..." help:"Webhook signing secrets, comma-separated (two during rotation; never logged)."`
+	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRETS" help:"Webhook signing secrets, comma-separated (two during rotation; never logged)."`
 	MaxBodyBytes   int64         `name:"max-body-bytes" env:"SCRIBEQ_MAX_BODY_BYTES" default:"67108864" help:"Largest webhook body accepted."`
 	Tolerance      time.Duration `name:"signature-tolerance" env:"SCRIBEQ_SIGNATURE_TOLERANCE" default:"30m" help:"Oldest signature timestamp accepted."`
 }
