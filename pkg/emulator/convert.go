@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/url"
@@ -508,11 +509,7 @@ func decodeMetadata(v string) (json.RawMessage, error) {
 	return out.Bytes(), nil
 }
 
-var errNotObject = jsonError("not an object")
-
-type jsonError string
-
-func (e jsonError) Error() string { return string(e) }
+var errNotObject = errors.New("not an object")
 
 // depth counts nesting: {"a":1} is 1, {"a":{"b":1}} and {"a":[1]} are 2.
 func depth(raw json.RawMessage) int {
