@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/scribeq/scribeq/pkg/audio"
 )
 
 // DemoCmd runs `dev` in this process and drives it with the real CLI
@@ -52,7 +54,17 @@ func (c *DemoCmd) drive(ctx context.Context, g *Globals, natsURL string) error {
 	}
 	// exit code 3 means "some were skipped or already submitted": a second
 	// demo run re-submits the same files, which is the point of ids.
-	if err := cmd("submit", "--wait", "--timeout", c.Wait.String(), "--batch", "demo", c.Audio); err != nil {
+	entries, err := os.ReadDir(c.Audio)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	args := []string{"submit", "--wait", "--timeout", c.Wait.String(), "--batch", "demo"}
+	for _, e := range entries {
+		if !e.IsDir() && audio.IsMediaExt(e.Name()) {
+			args = append(args, filepath.Join(c.Audio, e.Name()))
+		}
+	}
+	if err := cmd(args...); err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 			return fmt.Errorf("demo: submit: %w", err)
@@ -61,9 +73,8 @@ func (c *DemoCmd) drive(ctx context.Context, g *Globals, natsURL string) error {
 	if err := cmd("status"); err != nil {
 		return fmt.Errorf("demo: status: %w", err)
 	}
-	files, _ := filepath.Glob(filepath.Join(c.Audio, "*.wav"))
-	if len(files) > 0 {
-		if err := cmd("show", files[0]); err != nil {
+	if len(args) > 6 {
+		if err := cmd("show", args[6]); err != nil {
 			return fmt.Errorf("demo: show: %w", err)
 		}
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -41,7 +42,8 @@ func run(ctx context.Context, args []string) int {
 	}
 	if err := kctx.Run(&cli.Globals); err != nil {
 		fmt.Fprintln(os.Stderr, "scribeq:", err)
-		if code, ok := err.(exitCoder); ok {
+		var code exitCoder
+		if errors.As(err, &code) {
 			return code.ExitCode()
 		}
 		return 1
