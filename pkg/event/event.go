@@ -38,6 +38,10 @@ const (
 	// BucketSubmissions remembers, per job id, the convert call's claim and
 	// the request_id it produced, before the job message is acknowledged.
 	BucketSubmissions = "SUBMISSIONS"
+	// BucketWebhooks remembers, per job id, the request_id of a webhook the
+	// ingress stored: the evidence that an in-doubt convert call was
+	// accepted after all.
+	BucketWebhooks = "WEBHOOKS"
 )
 
 // Type names an event.

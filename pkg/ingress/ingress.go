@@ -168,6 +168,13 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not store the event"})
 		return
 	}
+	if ev.JobID != "" {
+		// Best effort: only the submitter's in-doubt check reads it, and it
+		// waits out its grace window when the mark is missing.
+		if _, err := in.q.Webhooks.Put(ctx, ev.JobID, []byte(ev.RequestID)); err != nil {
+			log.Warn("could not mark webhook received", "err", err)
+		}
+	}
 	log.Info("webhook stored", "bytes", len(body))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -63,6 +63,7 @@ type Queue struct {
 	Payloads    jetstream.ObjectStore
 	Intake      jetstream.KeyValue
 	Submissions jetstream.KeyValue
+	Webhooks    jetstream.KeyValue
 	cfg         Config
 }
 
@@ -172,6 +173,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Replicas:    cfg.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSubmissions, err)
+	}
+	if q.Webhooks, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      event.BucketWebhooks,
+		Description: "job ids whose webhook was stored, with its request_id",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		TTL:         cfg.MaxAge,
+	}); err != nil {
+		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketWebhooks, err)
 	}
 	return q, nil
 }
