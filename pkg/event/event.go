@@ -137,6 +137,10 @@ type Event struct {
 	// failed: why.
 	Error string `json:"error,omitempty"`
 
+	// submitted, failed: how many convert calls the job has cost so far, so
+	// a call repeated after a crash is visible in Postgres.
+	ConvertCalls int `json:"convert_calls,omitempty"`
+
 	// completed: the webhook's data.transcription object exactly as received
 	// (single- or multichannel) and its webhook_metadata, or, when that is too
 	// large for one NATS message, PayloadRef naming the object in the

@@ -18,15 +18,16 @@ const (
 
 // SubmitterConsumer creates or updates the shared durable pull consumer on
 // JOBS. AckWait covers the time between InProgress heartbeats, not the whole
-// upload; MaxDeliver stays above the submitter's own attempt budget so the
-// submitter, not the server, decides when a job has failed.
+// upload. Deliveries are unlimited: the submitter counts the attempts that
+// are the job's fault and fails it itself, while waits that are not (a
+// rejected API key, an in-doubt call's grace window) may take any number.
 func (q *Queue) SubmitterConsumer(ctx context.Context, maxAckPending int) (jetstream.Consumer, error) {
 	c, err := q.JS.CreateOrUpdateConsumer(ctx, event.StreamJobs, jetstream.ConsumerConfig{
 		Durable:       ConsumerSubmitter,
 		Description:   "scribeq submitter: sends each job to ElevenLabs once",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       60 * time.Second,
-		MaxDeliver:    50,
+		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 		FilterSubject: event.SubjectJobs,
 	})

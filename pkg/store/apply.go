@@ -332,10 +332,7 @@ func (m *model) submitted(e *input) {
 	}
 	m.fillString(j, &j.transcriptionID, e.TranscriptionID, e)
 	m.fillTime(j, &j.submittedAt, e.at, e)
-	if j.convertCalls < 1 {
-		j.convertCalls = 1
-		m.touch(j, e)
-	}
+	m.countCalls(j, max(1, e.ConvertCalls), e)
 	// The webhook can beat the convert answer: its transcript is waiting.
 	t := m.transcripts[e.RequestID]
 	if t == nil || (t.jobID != nil && *t.jobID != j.id) {
@@ -347,6 +344,15 @@ func (m *model) submitted(e *input) {
 		tid = *t.transcriptionID
 	}
 	m.complete(j, e.RequestID, tid, t.receivedAt, completedKey(e.RequestID), e)
+}
+
+// countCalls raises the job's convert call count to n; counts only grow,
+// so replays and late events cannot lower it.
+func (m *model) countCalls(j *jobRow, n int, e *input) {
+	if int(j.convertCalls) < n {
+		j.convertCalls = int32(n)
+		m.touch(j, e)
+	}
 }
 
 func (m *model) completed(e *input) {
@@ -371,6 +377,7 @@ func (m *model) completed(e *input) {
 
 func (m *model) failed(e *input) {
 	j := m.job(e.JobID)
+	m.countCalls(j, e.ConvertCalls, e)
 	if !m.moveTo(j, stateFailed, e, e.MsgID(), e.at, nonEmpty(e.Error)) {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -42,6 +43,10 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight calls may run after Run's context
 	// is canceled; then they are canceled and their jobs redelivered. Default 60s.
 	ShutdownTimeout time.Duration
+	// InDoubtGrace is how long a job whose convert call went unanswered
+	// waits for a webhook proving ElevenLabs accepted it, before it is sent
+	// again (and billed again if it was). Default 15 minutes.
+	InDoubtGrace time.Duration
 	// WebhookID sends results to one configured webhook only (optional; by
 	// default ElevenLabs posts to every speech-to-text webhook).
 	WebhookID string
@@ -60,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Lease <= 0 {
 		c.Lease = 2 * time.Minute
+	}
+	if c.InDoubtGrace <= 0 {
+		c.InDoubtGrace = 15 * time.Minute
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 60 * time.Second
@@ -166,9 +174,14 @@ func (s *Submitter) Run(ctx context.Context) error {
 
 // claim is the SUBMISSIONS record of a job.
 type claim struct {
-	AttemptID       string    `json:"attempt_id"`
-	LeaseUntil      time.Time `json:"lease_until"`
-	Calls           int       `json:"calls"`
+	AttemptID  string    `json:"attempt_id"`
+	LeaseUntil time.Time `json:"lease_until"`
+	// Calls counts convert calls started for this job, answered or not.
+	Calls int `json:"calls"`
+	// Pending marks a call started but not settled: in flight, or its
+	// answer lost (a crash, a connection error after the request was sent),
+	// so ElevenLabs may have accepted it.
+	Pending         bool      `json:"pending,omitempty"`
 	RequestID       string    `json:"request_id,omitempty"`
 	TranscriptionID string    `json:"transcription_id,omitempty"`
 	SubmittedAt     time.Time `json:"submitted_at,omitzero"`
@@ -182,6 +195,14 @@ const (
 	retry
 	fail
 )
+
+// verdict is the result of one delivery.
+type verdict struct {
+	out    outcome
+	delay  time.Duration
+	reason string // empty on a retry: a wait that does not count against the job
+	calls  int
+}
 
 func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	md, err := msg.Metadata()
@@ -200,7 +221,7 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := s.log.With("job_id", job.JobID, "delivery", md.NumDelivered)
 
-	// Keep the message and the claim alive while the upload runs.
+	// Keep the message alive while the upload runs.
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go func() {
@@ -216,23 +237,21 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}()
 
-	out, delay, reason := s.submit(ctx, hbCtx, job, log)
+	v := s.submit(ctx, hbCtx, job, log)
 	stopHB()
 	switch {
-	case out == ack:
+	case v.out == ack:
 		if err := msg.DoubleAck(ctx); err != nil {
 			log.Warn("ack failed; the job will be redelivered and not sent again", "err", err)
 		}
 		return
-	case out == retry && (reason == "" || int(md.NumDelivered) < s.cfg.MaxAttempts):
-		// An empty reason is a wait that does not count against the job (a
-		// rejected API key): its attempts are not the job's fault.
-		log.Info("job will be retried", "in", delay, "reason", reason)
-		_ = msg.NakWithDelay(delay)
+	case v.out == retry && (v.reason == "" || int(md.NumDelivered) < s.cfg.MaxAttempts):
+		log.Info("job will be retried", "in", v.delay, "reason", v.reason)
+		_ = msg.NakWithDelay(v.delay)
 		return
 	}
-	log.Warn("job failed", "reason", reason)
-	if err := s.publish(ctx, &event.Event{Type: event.TypeFailed, JobID: job.JobID, Error: reason}); err != nil {
+	log.Warn("job failed", "reason", v.reason)
+	if err := s.publish(ctx, &event.Event{Type: event.TypeFailed, JobID: job.JobID, Error: v.reason, ConvertCalls: v.calls}); err != nil {
 		log.Error("publish failed event", "err", err)
 		_ = msg.NakWithDelay(backoff(1))
 		return
@@ -240,54 +259,65 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	_ = msg.DoubleAck(ctx)
 }
 
-// submit runs one delivery of a job. It returns ack when the job is done
-// with (sent, or failed for good and reported), retry with a delay for a
-// transient failure, and fail for a permanent failure still to be reported.
-func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog.Logger) (outcome, time.Duration, string) {
+// submit runs one delivery of a job.
+//
+// The SUBMISSIONS entry decides whether convert may be called:
+//   - none: claim it (create) and call;
+//   - request_id recorded: never call again, only re-announce `submitted`;
+//   - another worker's lease still running: wait;
+//   - lease expired with no request_id: the earlier call is in doubt. If
+//     the ingress has stored a webhook for this job, that call was accepted:
+//     adopt its request_id. Otherwise wait out the grace window (a webhook
+//     may still come) and only then call again, counted.
+func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog.Logger) verdict {
 	kv := s.q.Submissions
-	attempt := newAttemptID()
 	now := time.Now().UTC()
-	c := claim{AttemptID: attempt, LeaseUntil: now.Add(s.cfg.Lease), Calls: 1}
+	c := claim{AttemptID: newAttemptID(), LeaseUntil: now.Add(s.cfg.Lease), Calls: 1, Pending: true}
 	var rev uint64
 	entry, err := kv.Get(ctx, job.JobID)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		rev, err = kv.Create(ctx, job.JobID, mustJSON(c))
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return retry, time.Second, "claimed by another worker"
+			return verdict{out: retry, delay: time.Second}
 		}
 		if err != nil {
-			return retry, backoff(1), "claim job: " + err.Error()
+			return verdict{out: retry, delay: backoff(1), reason: "claim job: " + err.Error()}
 		}
 	case err != nil:
-		return retry, backoff(1), "read claim: " + err.Error()
+		return verdict{out: retry, delay: backoff(1), reason: "read claim: " + err.Error()}
 	default:
 		var old claim
 		if err := json.Unmarshal(entry.Value(), &old); err != nil {
 			log.Warn("unreadable claim replaced", "err", err)
 		}
 		if old.RequestID != "" {
-			// Billed already: only make sure the world knows.
 			log.Info("job already sent; not sending again", "request_id", old.RequestID)
 			if err := s.publish(ctx, submittedEvent(job, old)); err != nil {
-				return retry, backoff(1), "publish submitted: " + err.Error()
+				return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: old.Calls}
 			}
-			return ack, 0, ""
+			return verdict{out: ack}
 		}
 		if old.LeaseUntil.After(now) {
-			return retry, old.LeaseUntil.Sub(now) + time.Second, "another worker holds the claim"
+			return verdict{out: retry, delay: old.LeaseUntil.Sub(now) + time.Second}
 		}
-		// A previous attempt stopped without recording an answer. Whether
-		// ElevenLabs accepted it is unknown; the reliability work adds a
-		// grace window here. Count the extra call so it is visible.
+		if old.Pending {
+			if v, done := s.resolveInDoubt(ctx, job, entry.Revision(), old, now, log); done {
+				return v
+			}
+		}
 		c.Calls = old.Calls + 1
-		log.Warn("previous attempt ended without an answer; sending again", "previous_attempt", old.AttemptID, "calls", c.Calls)
+		if old.Pending {
+			log.Warn("earlier convert call unanswered and no webhook within the grace window; sending again",
+				"previous_attempt", old.AttemptID, "calls", c.Calls)
+		}
 		rev, err = kv.Update(ctx, job.JobID, mustJSON(c), entry.Revision())
 		if err != nil {
-			return retry, time.Second, "take over claim: " + err.Error()
+			return verdict{out: retry, delay: time.Second}
 		}
 	}
 	var revMu sync.Mutex
+	settled := false // once set, the renewer leaves the claim alone
 	go func() {
 		t := time.NewTicker(s.cfg.Lease / 4)
 		defer t.Stop()
@@ -297,6 +327,10 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 				return
 			case <-t.C:
 				revMu.Lock()
+				if settled {
+					revMu.Unlock()
+					return
+				}
 				c2 := c
 				c2.LeaseUntil = time.Now().UTC().Add(s.cfg.Lease)
 				if r, err := kv.Update(hbCtx, job.JobID, mustJSON(c2), rev); err == nil {
@@ -306,80 +340,132 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 			}
 		}
 	}()
-	release := func() {
+	// finish rewrites the claim under the lock the renewer shares.
+	finish := func(update func(*claim)) error {
 		revMu.Lock()
 		defer revMu.Unlock()
-		if err := kv.Delete(ctx, job.JobID, jetstream.LastRevision(rev)); err != nil {
+		settled = true
+		update(&c)
+		var err error
+		for range 5 {
+			var r uint64
+			if r, err = kv.Update(ctx, job.JobID, mustJSON(c), rev); err == nil {
+				rev = r
+				return nil
+			}
+			if e, gerr := kv.Get(ctx, job.JobID); gerr == nil {
+				rev = e.Revision()
+			}
+		}
+		return err
+	}
+	// release forgets a call that certainly was not accepted; the count stays.
+	release := func() {
+		if err := finish(func(c *claim) { c.LeaseUntil, c.Pending = time.Time{}, false; c.Calls-- }); err != nil {
 			log.Warn("release claim", "err", err)
 		}
 	}
 
-	req, closeReq, err := s.request(ctx, job, attempt)
+	req, closeReq, err := s.request(ctx, job, c.AttemptID)
 	if err != nil {
 		release()
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return fail, 0, "audio object " + job.Source.Object + " is missing from the object store"
+			return verdict{out: fail, reason: "audio object " + job.Source.Object + " is missing from the object store", calls: c.Calls}
 		}
-		return retry, backoff(1), "open audio: " + err.Error()
+		return verdict{out: retry, delay: backoff(1), reason: "open audio: " + err.Error(), calls: c.Calls}
 	}
 	resp, err := s.api.Convert(ctx, req)
 	closeReq()
 	if err != nil {
-		release()
-		return s.classify(err, log)
+		if notSent(err) {
+			release()
+		} else if ferr := finish(func(c *claim) { c.LeaseUntil = time.Now().UTC() }); ferr != nil {
+			log.Warn("mark claim in doubt", "err", ferr)
+		}
+		v := s.classify(err, log)
+		v.calls = c.Calls
+		return v
 	}
 
-	revMu.Lock()
-	c.RequestID, c.TranscriptionID, c.SubmittedAt = resp.RequestID, resp.TranscriptionID, time.Now().UTC()
-	done := c
 	// Record before anything else: from here on this job is never sent again.
-	var recErr error
-	for range 5 {
-		if rev, recErr = kv.Update(ctx, job.JobID, mustJSON(done), rev); recErr == nil {
-			break
-		}
-		if e, gerr := kv.Get(ctx, job.JobID); gerr == nil {
-			rev = e.Revision()
-		}
-	}
-	revMu.Unlock()
-	if recErr != nil {
+	err = finish(func(c *claim) {
+		c.RequestID, c.TranscriptionID, c.SubmittedAt, c.Pending = resp.RequestID, resp.TranscriptionID, time.Now().UTC(), false
+	})
+	if err != nil {
 		// The KV is unreachable: keep the message unacked; the claim's lease
 		// stops others from calling again until it expires.
-		log.Error("could not record request_id; job stays unacked", "request_id", resp.RequestID, "err", recErr)
-		return retry, s.cfg.Lease, "record request_id: " + recErr.Error()
+		log.Error("could not record request_id; job stays unacked", "request_id", resp.RequestID, "err", err)
+		return verdict{out: retry, delay: s.cfg.Lease, reason: "record request_id: " + err.Error(), calls: c.Calls}
 	}
 	log.Info("job sent", "request_id", resp.RequestID, "transcription_id", resp.TranscriptionID)
-	if err := s.publish(ctx, submittedEvent(job, done)); err != nil {
-		return retry, backoff(1), "publish submitted: " + err.Error()
+	if err := s.publish(ctx, submittedEvent(job, c)); err != nil {
+		return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: c.Calls}
 	}
-	return ack, 0, ""
+	return verdict{out: ack}
 }
 
-func (s *Submitter) classify(err error, log *slog.Logger) (outcome, time.Duration, string) {
+// resolveInDoubt settles a claim whose call was never answered. done is
+// false when the grace window has passed without news: call again.
+func (s *Submitter) resolveInDoubt(ctx context.Context, job *event.Job, rev uint64, old claim, now time.Time, log *slog.Logger) (verdict, bool) {
+	e, err := s.q.Webhooks.Get(ctx, job.JobID)
+	switch {
+	case err == nil:
+		old.RequestID, old.SubmittedAt, old.Pending = string(e.Value()), now, false
+		if _, err := s.q.Submissions.Update(ctx, job.JobID, mustJSON(old), rev); err != nil {
+			return verdict{out: retry, delay: time.Second}, true
+		}
+		log.Info("earlier call was accepted after all: its webhook arrived", "request_id", old.RequestID)
+		if err := s.publish(ctx, submittedEvent(job, old)); err != nil {
+			return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: old.Calls}, true
+		}
+		return verdict{out: ack}, true
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return verdict{out: retry, delay: backoff(1), reason: "read webhook mark: " + err.Error(), calls: old.Calls}, true
+	}
+	if wait := old.LeaseUntil.Add(s.cfg.InDoubtGrace).Sub(now); wait > 0 {
+		log.Info("earlier call in doubt: waiting for its webhook before sending again", "grace_left", wait.Round(time.Second))
+		return verdict{out: retry, delay: min(wait, 10*time.Second)}, true
+	}
+	return verdict{}, false
+}
+
+// notSent reports whether a failed call certainly never reached
+// ElevenLabs (nothing could have been billed).
+func notSent(err error) bool {
+	var apiErr *elevenlabs.APIError
+	if errors.As(err, &apiErr) {
+		return true // an answer came: the call is settled either way
+	}
+	if errors.Is(err, elevenlabs.ErrInvalidRequest) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+func (s *Submitter) classify(err error, log *slog.Logger) verdict {
 	if errors.Is(err, elevenlabs.ErrInvalidRequest) || errors.Is(err, elevenlabs.ErrSizeMismatch) {
-		return fail, 0, err.Error()
+		return verdict{out: fail, reason: err.Error()}
 	}
 	var apiErr *elevenlabs.APIError
 	if !errors.As(err, &apiErr) {
 		log.Warn("convert call failed", "err", err)
-		return retry, backoff(1), "convert: " + err.Error()
+		return verdict{out: retry, delay: backoff(1), reason: "convert: " + err.Error()}
 	}
-	reason := apiErr.Error()
 	switch {
 	case apiErr.Status == 401 || apiErr.Status == 403:
 		// A wrong key would fail every job; keep them queued instead.
 		log.Error("ElevenLabs rejected the API key: fix ELEVENLABS_API_KEY; jobs stay queued", "status", apiErr.Status)
-		return retry, 30 * time.Second, ""
+		return verdict{out: retry, delay: 30 * time.Second}
 	case apiErr.Temporary():
 		d := apiErr.RetryAfter
 		if d <= 0 {
 			d = backoff(1)
 		}
 		log.Warn("convert call refused for now", "status", apiErr.Status, "code", apiErr.Code, "retry_in", d)
-		return retry, d, reason
+		return verdict{out: retry, delay: d, reason: apiErr.Error()}
 	default:
-		return fail, 0, reason
+		return verdict{out: fail, reason: apiErr.Error()}
 	}
 }
 
@@ -432,6 +518,7 @@ func submittedEvent(job *event.Job, c claim) *event.Event {
 		RequestID:       c.RequestID,
 		TranscriptionID: c.TranscriptionID,
 		At:              c.SubmittedAt,
+		ConvertCalls:    c.Calls,
 	}
 }
 

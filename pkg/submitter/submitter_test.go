@@ -198,3 +198,72 @@ func TestMissingAudioFailsTheJob(t *testing.T) {
 	require.Contains(t, ev.Error, "missing")
 	require.Zero(t, b.api.count("j6"))
 }
+
+// A worker died after starting a convert call: the claim is pending and its
+// lease expired. The webhook for that call was stored, so the job is
+// recorded as sent without a second call.
+func TestInDoubtCallAdoptsItsWebhook(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ok, submitter.Config{InDoubtGrace: time.Hour})
+	_, err := b.q.Submissions.Create(b.ctx, "j7", []byte(`{"attempt_id":"dead","calls":1,"pending":true,"lease_until":"2020-01-01T00:00:00Z"}`))
+	require.NoError(t, err)
+	_, err = b.q.Webhooks.Put(b.ctx, "j7", []byte("req-from-webhook"))
+	require.NoError(t, err)
+	b.addJob(t, "j7", []byte("audio"))
+	ev := b.waitEvent(t, event.TypeSubmitted, "j7")
+	require.Equal(t, "req-from-webhook", ev.RequestID)
+	require.Equal(t, 1, ev.ConvertCalls)
+	require.Zero(t, b.api.count("j7"))
+}
+
+// Without a webhook, the job waits out the grace window, then is sent
+// again and the second call is counted.
+func TestInDoubtCallIsRepeatedAfterGrace(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ok, submitter.Config{InDoubtGrace: 300 * time.Millisecond})
+	lease := time.Now().UTC().Add(-100 * time.Millisecond).Format(time.RFC3339Nano)
+	_, err := b.q.Submissions.Create(b.ctx, "j8", []byte(`{"attempt_id":"dead","calls":1,"pending":true,"lease_until":"`+lease+`"}`))
+	require.NoError(t, err)
+	b.addJob(t, "j8", []byte("audio"))
+	ev := b.waitEvent(t, event.TypeSubmitted, "j8")
+	require.Equal(t, "req-j8", ev.RequestID)
+	require.Equal(t, 2, ev.ConvertCalls, "the repeated call is visible")
+	require.Equal(t, 1, b.api.count("j8"))
+}
+
+// A call whose answer is lost (connection reset after sending) leaves the
+// claim pending: the job is not sent again before the grace window.
+func TestLostAnswerIsNotRetriedBlindly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(jobID string, n int) (*elevenlabs.ConvertResponse, error) {
+		if n == 1 {
+			return nil, io.ErrUnexpectedEOF // sent, answer lost
+		}
+		return ok(jobID, n)
+	}, submitter.Config{InDoubtGrace: time.Hour})
+	b.addJob(t, "j9", []byte("audio"))
+	// Wait until the claim records the lost answer.
+	for {
+		e, err := b.q.Submissions.Get(b.ctx, "j9")
+		if err == nil && b.api.count("j9") == 1 {
+			var c struct {
+				Pending bool `json:"pending"`
+			}
+			require.NoError(t, json.Unmarshal(e.Value(), &c))
+			if c.Pending {
+				break
+			}
+		}
+		select {
+		case <-b.ctx.Done():
+			t.Fatal("claim never marked pending")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// The webhook of the lost call arrives: the job adopts it, no second call.
+	_, err := b.q.Webhooks.Put(b.ctx, "j9", []byte("req-lost-answer"))
+	require.NoError(t, err)
+	ev := b.waitEvent(t, event.TypeSubmitted, "j9")
+	require.Equal(t, "req-lost-answer", ev.RequestID)
+	require.Equal(t, 1, b.api.count("j9"))
+}
