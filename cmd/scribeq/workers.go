@@ -50,8 +50,9 @@ type APIFlags struct {
 
 // SubmitterFlags configure the submitter worker.
 type SubmitterFlags struct {
-	Concurrency int `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once in this process."`
-	MaxAttempts int `name:"max-attempts" env:"SCRIBEQ_MAX_ATTEMPTS" default:"8" help:"Deliveries of a job for transient errors (429, 5xx, network) before it fails."`
+	Concurrency int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once in this process."`
+	MaxAttempts int           `name:"max-attempts" env:"SCRIBEQ_MAX_ATTEMPTS" default:"8" help:"Deliveries of a job for transient errors (429, 5xx, network) before it fails."`
+	Grace       time.Duration `name:"in-doubt-grace" env:"SCRIBEQ_IN_DOUBT_GRACE" default:"15m" help:"How long a job whose convert call went unanswered waits for its webhook before it is sent again."`
 }
 
 // SubmitterCmd runs the submitter worker.
@@ -76,7 +77,7 @@ func (c *SubmitterCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer q.Close()
 	s, err := submitter.New(q, api, submitter.Config{
-		Concurrency: c.Concurrency, MaxAttempts: c.MaxAttempts, WebhookID: c.WebhookID, Logger: log,
+		Concurrency: c.Concurrency, MaxAttempts: c.MaxAttempts, InDoubtGrace: c.Grace, WebhookID: c.WebhookID, Logger: log,
 	})
 	if err != nil {
 		return err
