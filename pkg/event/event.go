@@ -42,6 +42,8 @@ const (
 	// ingress stored: the evidence that an in-doubt convert call was
 	// accepted after all.
 	BucketWebhooks = "WEBHOOKS"
+	// BucketSlots holds the concurrency slots shared by all submitters.
+	BucketSlots = "SLOTS"
 )
 
 // Type names an event.

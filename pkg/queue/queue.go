@@ -64,6 +64,7 @@ type Queue struct {
 	Intake      jetstream.KeyValue
 	Submissions jetstream.KeyValue
 	Webhooks    jetstream.KeyValue
+	Slots       jetstream.KeyValue
 	cfg         Config
 }
 
@@ -182,6 +183,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketWebhooks, err)
+	}
+	if q.Slots, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      event.BucketSlots,
+		Description: "ElevenLabs concurrency slots held by in-flight jobs, shared by all submitters",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		History:     1,
+	}); err != nil {
+		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSlots, err)
 	}
 	return q, nil
 }
