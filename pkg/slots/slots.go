@@ -67,7 +67,7 @@ type holding struct {
 
 type state struct {
 	// Limit is the current adaptive limit, at most Max.
-	Limit float64             `json:"limit"`
+	Limit float64            `json:"limit"`
 	Jobs  map[string]holding `json:"jobs"`
 }
 
