@@ -28,6 +28,7 @@ type DevCmd struct {
 	EmulatorDelay  time.Duration `name:"emulator-delay" env:"SCRIBEQ_EMULATOR_DELAY" default:"200ms" help:"Emulator processing delay before each webhook."`
 	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRETS" help:"Webhook signing secrets (required with a real API key; random with the emulator)."`
 	Concurrency    int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once."`
+	MaxConcurrent  int           `name:"max-concurrent" env:"SCRIBEQ_MAX_CONCURRENT" default:"10" help:"Your ElevenLabs plan's concurrency; 0 turns the shared limit off."`
 	NoMigrate      bool          `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
 }
 
@@ -83,6 +84,7 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 		EmulatorDelay:  c.EmulatorDelay,
 		WebhookSecrets: splitSecrets(c.WebhookSecrets),
 		Concurrency:    c.Concurrency,
+		MaxConcurrent:  c.MaxConcurrent,
 		Queue:          c.QueueFlags.config(log),
 		Logger:         log,
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/scribeq/scribeq/pkg/ingress"
 	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/sink"
+	"github.com/scribeq/scribeq/pkg/slots"
 	"github.com/scribeq/scribeq/pkg/store"
 	"github.com/scribeq/scribeq/pkg/submitter"
 )
@@ -50,9 +51,17 @@ type APIFlags struct {
 
 // SubmitterFlags configure the submitter worker.
 type SubmitterFlags struct {
-	Concurrency int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once in this process."`
-	MaxAttempts int           `name:"max-attempts" env:"SCRIBEQ_MAX_ATTEMPTS" default:"8" help:"Deliveries of a job for transient errors (429, 5xx, network) before it fails."`
-	Grace       time.Duration `name:"in-doubt-grace" env:"SCRIBEQ_IN_DOUBT_GRACE" default:"15m" help:"How long a job whose convert call went unanswered waits for its webhook before it is sent again."`
+	Concurrency   int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once in this process."`
+	MaxAttempts   int           `name:"max-attempts" env:"SCRIBEQ_MAX_ATTEMPTS" default:"8" help:"Deliveries of a job for transient errors (429, 5xx, network) before it fails."`
+	MaxConcurrent int           `name:"max-concurrent" env:"SCRIBEQ_MAX_CONCURRENT" default:"10" help:"Your ElevenLabs plan's concurrency (Free 10, Starter 15, Creator 25, Pro 50, Scale/Business 75), shared by every submitter; 0 turns the shared limit off."`
+	Grace         time.Duration `name:"in-doubt-grace" env:"SCRIBEQ_IN_DOUBT_GRACE" default:"15m" help:"How long a job whose convert call went unanswered waits for its webhook before it is sent again."`
+}
+
+func (f SubmitterFlags) limiter(q *queue.Queue, log *slog.Logger) *slots.Limiter {
+	if f.MaxConcurrent <= 0 {
+		return nil
+	}
+	return slots.New(q.Slots, slots.Config{Max: f.MaxConcurrent, Logger: log})
 }
 
 // SubmitterCmd runs the submitter worker.
@@ -78,6 +87,7 @@ func (c *SubmitterCmd) Run(ctx context.Context, g *Globals) error {
 	defer q.Close()
 	s, err := submitter.New(q, api, submitter.Config{
 		Concurrency: c.Concurrency, MaxAttempts: c.MaxAttempts, InDoubtGrace: c.Grace, WebhookID: c.WebhookID, Logger: log,
+		Slots: c.limiter(q, log),
 	})
 	if err != nil {
 		return err

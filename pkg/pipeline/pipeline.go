@@ -25,6 +25,7 @@ import (
 	"github.com/scribeq/scribeq/pkg/natsembed"
 	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/sink"
+	"github.com/scribeq/scribeq/pkg/slots"
 	"github.com/scribeq/scribeq/pkg/store"
 	"github.com/scribeq/scribeq/pkg/submitter"
 )
@@ -58,6 +59,8 @@ type Config struct {
 	EmulatorDelay time.Duration
 	// Concurrency of the submitter. Default 4.
 	Concurrency int
+	// MaxConcurrent is the shared ElevenLabs concurrency limit; 0 turns it off.
+	MaxConcurrent int
 	// Queue settings.
 	Queue queue.Config
 	// Logger; default discard.
@@ -193,8 +196,12 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if err != nil {
 		return p, err
 	}
+	var lim *slots.Limiter
+	if cfg.MaxConcurrent > 0 {
+		lim = slots.New(p.Queue.Slots, slots.Config{Max: cfg.MaxConcurrent, Logger: log.With("process", "submitter")})
+	}
 	sub, err := submitter.New(p.Queue, api, submitter.Config{
-		Concurrency: cfg.Concurrency, Logger: log.With("process", "submitter"),
+		Concurrency: cfg.Concurrency, Slots: lim, Logger: log.With("process", "submitter"),
 	})
 	if err != nil {
 		return p, err

@@ -39,6 +39,9 @@ func TestEndToEnd(t *testing.T) {
 		EmulatorAddr:  "127.0.0.1:0",
 		EmulatorDelay: 10 * time.Millisecond,
 		Concurrency:   8,
+		// Below Concurrency, so the shared limit is what paces the calls;
+		// slots come back only through the ingress's webhook marks.
+		MaxConcurrent: 5,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })

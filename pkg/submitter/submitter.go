@@ -23,6 +23,7 @@ import (
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/event"
 	"github.com/scribeq/scribeq/pkg/queue"
+	"github.com/scribeq/scribeq/pkg/slots"
 )
 
 // Converter is the part of the ElevenLabs client the submitter needs.
@@ -47,6 +48,9 @@ type Config struct {
 	// waits for a webhook proving ElevenLabs accepted it, before it is sent
 	// again (and billed again if it was). Default 15 minutes.
 	InDoubtGrace time.Duration
+	// Slots, when set, is the concurrency limit shared with every other
+	// submitter; a job holds its slots until its webhook arrives.
+	Slots *slots.Limiter
 	// WebhookID sends results to one configured webhook only (optional; by
 	// default ElevenLabs posts to every speech-to-text webhook).
 	WebhookID string
@@ -116,13 +120,20 @@ func (s *Submitter) Run(ctx context.Context) error {
 	})
 	defer stop()
 
-	slots := make(chan struct{}, s.cfg.Concurrency)
+	if s.cfg.Slots != nil {
+		go func() {
+			if err := s.cfg.Slots.ReleaseOnWebhooks(work, s.q.Webhooks); err != nil {
+				s.log.Error("slots will only be freed by their deadline", "err", err)
+			}
+		}()
+	}
+	free := make(chan struct{}, s.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
 		// Wait for one free worker, then take every other free one too.
 		select {
-		case slots <- struct{}{}:
+		case free <- struct{}{}:
 		case <-ctx.Done():
 			continue
 		}
@@ -130,7 +141,7 @@ func (s *Submitter) Run(ctx context.Context) error {
 	fill:
 		for n < s.cfg.Concurrency {
 			select {
-			case slots <- struct{}{}:
+			case free <- struct{}{}:
 				n++
 			default:
 				break fill
@@ -139,7 +150,7 @@ func (s *Submitter) Run(ctx context.Context) error {
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			for range n {
-				<-slots
+				<-free
 			}
 			if ctx.Err() != nil {
 				break
@@ -157,12 +168,12 @@ func (s *Submitter) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots }()
+				defer func() { <-free }()
 				s.handle(work, msg)
 			}()
 		}
 		for range n - got {
-			<-slots
+			<-free
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			s.log.Debug("fetch ended", "err", err)
@@ -366,8 +377,26 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 		}
 	}
 
+	if lim := s.cfg.Slots; lim != nil {
+		d := job.Source.DurationSecs
+		// ElevenLabs' rough processing time is 0.3·D + 2 s; hold three times it.
+		hold := time.Duration(3*(0.3*d+2)) * time.Second
+		if err := lim.Acquire(ctx, job.JobID, slots.Cost(d, 1), hold); err != nil {
+			release()
+			return verdict{out: retry, delay: time.Second}
+		}
+	}
+	freeSlots := func() {
+		if s.cfg.Slots != nil {
+			if err := s.cfg.Slots.Release(ctx, job.JobID); err != nil {
+				log.Warn("release slots", "err", err)
+			}
+		}
+	}
+
 	req, closeReq, err := s.request(ctx, job, c.AttemptID)
 	if err != nil {
+		freeSlots()
 		release()
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return verdict{out: fail, reason: "audio object " + job.Source.Object + " is missing from the object store", calls: c.Calls}
@@ -377,7 +406,14 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 	resp, err := s.api.Convert(ctx, req)
 	closeReq()
 	if err != nil {
+		var apiErr *elevenlabs.APIError
+		if s.cfg.Slots != nil && errors.As(err, &apiErr) && apiErr.TooManyConcurrent() {
+			if err := s.cfg.Slots.TooMany(ctx, apiErr.MaxConcurrentRequests); err != nil {
+				log.Warn("lower concurrency limit", "err", err)
+			}
+		}
 		if notSent(err) {
+			freeSlots()
 			release()
 		} else if ferr := finish(func(c *claim) { c.LeaseUntil = time.Now().UTC() }); ferr != nil {
 			log.Warn("mark claim in doubt", "err", ferr)
@@ -398,6 +434,11 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 		return verdict{out: retry, delay: s.cfg.Lease, reason: "record request_id: " + err.Error(), calls: c.Calls}
 	}
 	log.Info("job sent", "request_id", resp.RequestID, "transcription_id", resp.TranscriptionID)
+	if s.cfg.Slots != nil {
+		if err := s.cfg.Slots.Accepted(ctx); err != nil {
+			log.Warn("raise concurrency limit", "err", err)
+		}
+	}
 	if err := s.publish(ctx, submittedEvent(job, c)); err != nil {
 		return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: c.Calls}
 	}
@@ -457,6 +498,14 @@ func (s *Submitter) classify(err error, log *slog.Logger) verdict {
 		// A wrong key would fail every job; keep them queued instead.
 		log.Error("ElevenLabs rejected the API key: fix ELEVENLABS_API_KEY; jobs stay queued", "status", apiErr.Status)
 		return verdict{out: retry, delay: 30 * time.Second}
+	case apiErr.TooManyConcurrent():
+		// Wait for a slot: this is our pacing, not the job's failure.
+		d := apiErr.RetryAfter
+		if d <= 0 {
+			d = 2 * time.Second
+		}
+		log.Info("ElevenLabs has no free slot; waiting", "retry_in", d)
+		return verdict{out: retry, delay: d}
 	case apiErr.Temporary():
 		d := apiErr.RetryAfter
 		if d <= 0 {
