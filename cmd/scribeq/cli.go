@@ -17,17 +17,18 @@ import (
 type CLI struct {
 	Globals
 
-	Dev       DevCmd       `cmd:"" help:"Run everything in one process: embedded NATS, Postgres (DATABASE_URL or a throwaway local cluster), ingress, submitter, sink, and the emulator when no API key is set."`
-	Submit    SubmitCmd    `cmd:"" help:"Queue audio for transcription: files, folders (recursive) and https URLs."`
-	Status    StatusCmd    `cmd:"" help:"Count jobs by state."`
-	Show      ShowCmd      `cmd:"" help:"Show one job: state, ids, timings, history and transcript."`
-	Submitter SubmitterCmd `cmd:"" help:"Run the submitter worker: sends queued jobs to ElevenLabs."`
-	Ingress   IngressCmd   `cmd:"" help:"Run the webhook ingress: verifies ElevenLabs webhooks and queues the results."`
-	Sink      SinkCmd      `cmd:"" help:"Run the sink worker: writes job state and transcripts to Postgres."`
-	Emulator  EmulatorCmd  `cmd:"" help:"Run a local stand-in for the ElevenLabs Speech-to-Text API that sends signed webhooks."`
-	Migrate   MigrateCmd   `cmd:"" help:"Create or upgrade the Postgres schema."`
-	Demo      DemoCmd      `cmd:"" help:"Run the pipeline end to end on the bundled recordings and print the results."`
-	Version   VersionCmd   `cmd:"" help:"Print the version."`
+	Dev         DevCmd         `cmd:"" help:"Run everything in one process: embedded NATS, Postgres (DATABASE_URL or a throwaway local cluster), ingress, submitter, sink, and the emulator when no API key is set."`
+	Submit      SubmitCmd      `cmd:"" help:"Queue audio for transcription: files, folders (recursive) and https URLs."`
+	Status      StatusCmd      `cmd:"" help:"Count jobs by state."`
+	Show        ShowCmd        `cmd:"" help:"Show one job: state, ids, timings, history and transcript."`
+	Submitter   SubmitterCmd   `cmd:"" help:"Run the submitter worker: sends queued jobs to ElevenLabs."`
+	Ingress     IngressCmd     `cmd:"" help:"Run the webhook ingress: verifies ElevenLabs webhooks and queues the results."`
+	Sink        SinkCmd        `cmd:"" help:"Run the sink worker: writes job state and transcripts to Postgres."`
+	Emulator    EmulatorCmd    `cmd:"" help:"Run a local stand-in for the ElevenLabs Speech-to-Text API that sends signed webhooks."`
+	Migrate     MigrateCmd     `cmd:"" help:"Create or upgrade the Postgres schema."`
+	DeadLetters DeadLettersCmd `cmd:"" name:"dead-letters" help:"List, show and replay messages that could never be processed."`
+	Demo        DemoCmd        `cmd:"" help:"Run the pipeline end to end on the bundled recordings and print the results."`
+	Version     VersionCmd     `cmd:"" help:"Print the version."`
 }
 
 // Globals are accepted by every command.

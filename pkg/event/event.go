@@ -54,6 +54,11 @@ const (
 	TypeSubmitted Type = "submitted"
 	TypeCompleted Type = "completed"
 	TypeFailed    Type = "failed"
+	// TypeDeadLetter carries a message a worker could never process, for the
+	// sink to keep in dead_letters.
+	TypeDeadLetter Type = "dead_letter"
+	// TypeReplayed records that an operator sent a dead letter back.
+	TypeReplayed Type = "dead_letter_replayed"
 )
 
 // Subject is where events of this type are published.
@@ -62,7 +67,7 @@ func (t Type) Subject() string { return "stt.events." + string(t) }
 // Valid reports whether t is a type this build knows.
 func (t Type) Valid() bool {
 	switch t {
-	case TypeQueued, TypeSubmitted, TypeCompleted, TypeFailed:
+	case TypeQueued, TypeSubmitted, TypeCompleted, TypeFailed, TypeDeadLetter, TypeReplayed:
 		return true
 	}
 	return false
@@ -139,6 +144,9 @@ type Event struct {
 	// failed: why.
 	Error string `json:"error,omitempty"`
 
+	// dead_letter: the message; dead_letter_replayed: its ID.
+	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
+
 	// submitted, failed: how many convert calls the job has cost so far, so
 	// a call repeated after a crash is visible in Postgres.
 	ConvertCalls int `json:"convert_calls,omitempty"`
@@ -152,11 +160,29 @@ type Event struct {
 	PayloadRef      string          `json:"payload_ref,omitempty"`
 }
 
+// DeadLetter is a message that can never be processed.
+type DeadLetter struct {
+	// ID of the dead_letters row (dead_letter_replayed only).
+	ID       int64               `json:"id,omitempty"`
+	Stream   string              `json:"stream,omitempty"`
+	Subject  string              `json:"subject,omitempty"`
+	MsgID    string              `json:"msg_id,omitempty"`
+	Seq      uint64              `json:"seq,omitempty"`
+	Headers  map[string][]string `json:"headers,omitempty"`
+	Data     []byte              `json:"data,omitempty"`
+	Error    string              `json:"error,omitempty"`
+	Attempts int                 `json:"attempts,omitempty"`
+}
+
 // MsgID is the Nats-Msg-Id that makes publishing this event idempotent.
 func (e *Event) MsgID() string {
 	switch e.Type {
 	case TypeCompleted:
 		return e.RequestID + ":completed"
+	case TypeDeadLetter:
+		return fmt.Sprintf("dead:%s:%d", e.DeadLetter.Stream, e.DeadLetter.Seq)
+	case TypeReplayed:
+		return fmt.Sprintf("replayed:%d:%d", e.DeadLetter.ID, e.At.UnixNano())
 	default:
 		return e.JobID + ":" + string(e.Type)
 	}
@@ -195,6 +221,14 @@ func (e *Event) Validate() error {
 		}
 		if len(e.Transcription) == 0 && e.PayloadRef == "" {
 			return errors.New("event completed: needs transcription or payload_ref")
+		}
+	case TypeDeadLetter:
+		if e.DeadLetter == nil || e.DeadLetter.Stream == "" || e.DeadLetter.Subject == "" {
+			return errors.New("event dead_letter: needs dead_letter with stream and subject")
+		}
+	case TypeReplayed:
+		if e.DeadLetter == nil || e.DeadLetter.ID <= 0 {
+			return errors.New("event dead_letter_replayed: needs dead_letter.id")
 		}
 	}
 	return nil

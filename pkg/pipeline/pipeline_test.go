@@ -132,3 +132,39 @@ func waitFor(t *testing.T, ctx context.Context, cond func() bool) {
 		}
 	}
 }
+
+// A job message nobody can decode ends in dead_letters (with its bytes),
+// and a replay is recorded.
+func TestUndecodableJobIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL := pgtest.NewDB(t)
+	p, err := pipeline.Start(ctx, pipeline.Config{
+		NatsPort: -1, DataDir: t.TempDir(), DatabaseURL: dbURL,
+		IngressAddr: "127.0.0.1:0", EmulatorAddr: "127.0.0.1:0",
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+
+	garbage := []byte(`{"v":1,"job_id":"x","source":{}}`)
+	require.NoError(t, p.Queue.PublishRaw(ctx, event.SubjectJobs, garbage, "garbage-1"))
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var id int64
+	waitFor(t, ctx, func() bool {
+		err := conn.QueryRow(ctx, `SELECT id FROM dead_letters WHERE stream = 'JOBS' AND data = $1`, garbage).Scan(&id)
+		return err == nil
+	})
+	var reason string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT error FROM dead_letters WHERE id = $1`, id).Scan(&reason))
+	require.Contains(t, reason, "exactly one of source.object and source.url")
+
+	require.NoError(t, p.Queue.PublishEvent(ctx, &event.Event{Type: event.TypeReplayed, DeadLetter: &event.DeadLetter{ID: id}}))
+	waitFor(t, ctx, func() bool {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE id = $1 AND replayed_at IS NOT NULL`, id).Scan(&n))
+		return n == 1
+	})
+}

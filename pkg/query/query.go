@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// ErrNotFound means no job matched.
-var ErrNotFound = errors.New("no such job")
+// ErrNotFound means nothing matched.
+var ErrNotFound = errors.New("not found")
 
 // DB runs read-only queries.
 type DB struct{ pool *pgxpool.Pool }

@@ -105,3 +105,10 @@ func (q *Queue) ReleasePayload(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// PublishRaw sends bytes as they are (a dead letter going back, a spooled
+// event) with msgID for deduplication.
+func (q *Queue) PublishRaw(ctx context.Context, subject string, data []byte, msgID string) error {
+	_, err := q.publish(ctx, subject, data, msgID)
+	return err
+}

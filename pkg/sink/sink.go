@@ -110,6 +110,10 @@ func (s *Sink) process(ctx context.Context, msgs []jetstream.Msg) {
 			s.deadLetter(ctx, m, err)
 			continue
 		}
+		if ev.Type == event.TypeDeadLetter || ev.Type == event.TypeReplayed {
+			s.record(ctx, m, ev)
+			continue
+		}
 		ref := ev.PayloadRef
 		full, err := s.q.Resolve(ctx, ev)
 		if errors.Is(err, queue.ErrPayloadMissing) {
@@ -161,6 +165,29 @@ func (s *Sink) process(ctx context.Context, msgs []jetstream.Msg) {
 			s.retryLater(it.msg, err)
 		}
 	}
+}
+
+// record keeps another worker's dead letter, or an operator's replay of one.
+func (s *Sink) record(ctx context.Context, m jetstream.Msg, ev *event.Event) {
+	d := ev.DeadLetter
+	var err error
+	if ev.Type == event.TypeReplayed {
+		err = s.st.MarkReplayed(ctx, d.ID, ev.At)
+	} else {
+		msgID := d.MsgID
+		if msgID == "" {
+			msgID = fmt.Sprintf("seq:%d", d.Seq)
+		}
+		err = s.st.DeadLetter(ctx, store.DeadLetter{
+			Stream: d.Stream, Subject: d.Subject, MsgID: msgID, Headers: d.Headers,
+			Data: d.Data, Err: d.Error, Attempts: d.Attempts,
+		})
+	}
+	if err != nil {
+		s.retryLater(m, err)
+		return
+	}
+	_ = m.Ack()
 }
 
 func (s *Sink) done(ctx context.Context, items []item) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // DeadLetter is a message that can never be processed, kept with its raw
@@ -53,4 +54,16 @@ func (s *Store) DeadLetter(ctx context.Context, d DeadLetter) error {
 // and a dead letter must not be lost over its own error message.
 func pgText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// MarkReplayed records that dead letter id was sent back to its subject.
+// Only the first replay's time is kept.
+func (s *Store) MarkReplayed(ctx context.Context, id int64, at time.Time) error {
+	return s.retry(ctx, "mark replayed", func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `UPDATE dead_letters SET replayed_at = $2 WHERE id = $1 AND replayed_at IS NULL`, id, at)
+		if err != nil {
+			return fmt.Errorf("store: mark dead letter %d replayed: %w", id, err)
+		}
+		return nil
+	})
 }

@@ -224,9 +224,18 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	job, err := event.DecodeJob(msg.Data())
 	if err != nil {
-		// A job that cannot be decoded can never be sent; keep the bytes in
-		// the log for the operator and stop redelivering it.
-		s.log.Error("undecodable job terminated", "err", err, "seq", md.Sequence.Stream, "data", truncate(msg.Data(), 512))
+		// A job that cannot be decoded can never be sent: hand its bytes to
+		// the dead letters, then stop redelivering it.
+		if perr := s.publish(ctx, &event.Event{Type: event.TypeDeadLetter, DeadLetter: &event.DeadLetter{
+			Stream: event.StreamJobs, Subject: msg.Subject(), MsgID: msg.Headers().Get("Nats-Msg-Id"),
+			Seq: md.Sequence.Stream, Headers: msg.Headers(), Data: msg.Data(), Error: err.Error(),
+			Attempts: int(md.NumDelivered),
+		}}); perr != nil {
+			s.log.Error("could not dead-letter an undecodable job; it stays", "err", perr)
+			_ = msg.NakWithDelay(backoff(1))
+			return
+		}
+		s.log.Error("undecodable job dead-lettered", "err", err, "seq", md.Sequence.Stream)
 		_ = msg.TermWithReason("undecodable job: " + err.Error())
 		return
 	}
@@ -588,11 +597,4 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
-	}
-	return string(b)
 }
