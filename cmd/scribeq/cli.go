@@ -27,6 +27,8 @@ type CLI struct {
 	Emulator    EmulatorCmd    `cmd:"" help:"Run a local stand-in for the ElevenLabs Speech-to-Text API that sends signed webhooks."`
 	Migrate     MigrateCmd     `cmd:"" help:"Create or upgrade the Postgres schema."`
 	DeadLetters DeadLettersCmd `cmd:"" name:"dead-letters" help:"List, show and replay messages that could never be processed."`
+	Retry       RetryCmd       `cmd:"" help:"Start a new attempt of failed (or canceled) jobs; it calls ElevenLabs again and is counted."`
+	Cancel      CancelCmd      `cmd:"" help:"Stop waiting for jobs: never send them, or forget them if sent."`
 	Demo        DemoCmd        `cmd:"" help:"Run the pipeline end to end on the bundled recordings and print the results."`
 	Version     VersionCmd     `cmd:"" help:"Print the version."`
 }

@@ -59,6 +59,10 @@ const (
 	TypeDeadLetter Type = "dead_letter"
 	// TypeReplayed records that an operator sent a dead letter back.
 	TypeReplayed Type = "dead_letter_replayed"
+	// TypeRetried starts a new attempt of a failed or canceled job.
+	TypeRetried Type = "retried"
+	// TypeCanceled stops waiting for a job.
+	TypeCanceled Type = "canceled"
 )
 
 // Subject is where events of this type are published.
@@ -67,7 +71,7 @@ func (t Type) Subject() string { return "stt.events." + string(t) }
 // Valid reports whether t is a type this build knows.
 func (t Type) Valid() bool {
 	switch t {
-	case TypeQueued, TypeSubmitted, TypeCompleted, TypeFailed, TypeDeadLetter, TypeReplayed:
+	case TypeQueued, TypeSubmitted, TypeCompleted, TypeFailed, TypeDeadLetter, TypeReplayed, TypeRetried, TypeCanceled:
 		return true
 	}
 	return false
@@ -144,6 +148,9 @@ type Event struct {
 	// failed: why.
 	Error string `json:"error,omitempty"`
 
+	// retried: the attempt number it starts (1 for the first retry).
+	Attempt int `json:"attempt,omitempty"`
+
 	// dead_letter: the message; dead_letter_replayed: its ID.
 	DeadLetter *DeadLetter `json:"dead_letter,omitempty"`
 
@@ -183,6 +190,8 @@ func (e *Event) MsgID() string {
 		return fmt.Sprintf("dead:%s:%d", e.DeadLetter.Stream, e.DeadLetter.Seq)
 	case TypeReplayed:
 		return fmt.Sprintf("replayed:%d:%d", e.DeadLetter.ID, e.At.UnixNano())
+	case TypeRetried:
+		return fmt.Sprintf("%s:retried:%d", e.JobID, e.Attempt)
 	default:
 		return e.JobID + ":" + string(e.Type)
 	}
@@ -211,9 +220,13 @@ func (e *Event) Validate() error {
 		if e.JobID == "" || e.RequestID == "" {
 			return errors.New("event submitted: needs job_id and request_id")
 		}
-	case TypeFailed:
+	case TypeFailed, TypeCanceled:
 		if e.JobID == "" {
-			return errors.New("event failed: missing job_id")
+			return fmt.Errorf("event %s: missing job_id", e.Type)
+		}
+	case TypeRetried:
+		if e.JobID == "" || e.Attempt < 1 {
+			return errors.New("event retried: needs job_id and attempt ≥ 1")
 		}
 	case TypeCompleted:
 		if e.RequestID == "" {

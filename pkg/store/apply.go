@@ -165,14 +165,14 @@ func applyTx(ctx context.Context, tx pgx.Tx, in []*input) error {
 
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
-	b.Queue(`SELECT job_id, request_id, transcription_id, state, state_rank, error, convert_calls,
+	b.Queue(`SELECT job_id, request_id, transcription_id, state, state_rank, error, convert_calls, attempts,
 			queued_at, submitted_at, completed_at, failed_at
 		FROM jobs WHERE job_id = ANY($1) OR request_id = ANY($2)
 		ORDER BY job_id FOR UPDATE`, jobIDs, reqIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			j := &jobRow{inDB: true}
 			if err := rows.Scan(&j.id, &j.requestID, &j.transcriptionID, &j.state, &j.rank, &j.errText,
-				&j.convertCalls, &j.queuedAt, &j.submittedAt, &j.completedAt, &j.failedAt); err != nil {
+				&j.convertCalls, &j.attempts, &j.queuedAt, &j.submittedAt, &j.completedAt, &j.failedAt); err != nil {
 				return err
 			}
 			m.add(j)
@@ -221,6 +221,7 @@ type jobRow struct {
 	rank            int16
 	errText         *string
 	convertCalls    int32
+	attempts        int32 // retries an operator asked for
 	queuedAt        *time.Time
 	submittedAt     *time.Time
 	completedAt     *time.Time
@@ -301,7 +302,39 @@ func (m *model) apply(e *input) {
 		m.completed(e)
 	case event.TypeFailed:
 		m.failed(e)
+	case event.TypeRetried:
+		m.retried(e)
+	case event.TypeCanceled:
+		m.canceled(e)
 	}
+}
+
+// retried starts attempt e.Attempt of a failed or canceled job: the one
+// move back to queued, taken once per attempt number, so replaying the
+// retry changes nothing.
+func (m *model) retried(e *input) {
+	j := m.job(e.JobID)
+	if (j.state != stateFailed && j.state != stateCanceled) || int(j.attempts) >= e.Attempt {
+		return
+	}
+	reason := fmt.Sprintf("retry #%d", e.Attempt)
+	m.transitions = append(m.transitions, transition{
+		jobID: j.id, from: j.state, to: stateQueued, key: e.MsgID(), at: e.at,
+		reason: &reason, process: nonEmpty(e.Process), label: labelOf(e),
+	})
+	j.state, j.rank = stateQueued, ranks[stateQueued]
+	j.attempts = int32(e.Attempt)
+	j.errText, j.failedAt, j.submittedAt = nil, nil, nil
+	m.touch(j, e)
+}
+
+// canceled stops waiting for a job that has not completed.
+func (m *model) canceled(e *input) {
+	j := m.job(e.JobID)
+	if j.rank >= ranks[stateCompleted] {
+		return
+	}
+	m.moveTo(j, stateCanceled, e, e.MsgID(), e.at, nonEmpty(e.Error))
 }
 
 func (m *model) queued(e *input) {
@@ -488,23 +521,23 @@ func (m *model) write(ctx context.Context, tx pgx.Tx) error {
 		if !j.inDB {
 			queue(j.label, insertedOne, `INSERT INTO jobs (job_id, batch_id, request_id, transcription_id,
 					source, options, metadata, state, state_rank, error, convert_calls,
-					queued_at, submitted_at, completed_at, failed_at)
+					queued_at, submitted_at, completed_at, failed_at, attempts)
 				VALUES ($1, $2, $3, $4, COALESCE($5::jsonb, '{}'), COALESCE($6::jsonb, '{}'), COALESCE($7::jsonb, '{}'),
-					$8, $9, $10, $11, $12, $13, $14, $15)
+					$8, $9, $10, $11, $12, $13, $14, $15, $16)
 				ON CONFLICT (job_id) DO NOTHING`,
 				j.id, d.batchID, j.requestID, j.transcriptionID, jsonArg(d.source), jsonArg(d.options), jsonArg(d.metadata),
-				j.state, j.rank, j.errText, j.convertCalls, j.queuedAt, j.submittedAt, j.completedAt, j.failedAt)
+				j.state, j.rank, j.errText, j.convertCalls, j.queuedAt, j.submittedAt, j.completedAt, j.failedAt, j.attempts)
 			continue
 		}
 		queue(j.label, nil, `UPDATE jobs SET request_id = $2, transcription_id = $3, state = $4, state_rank = $5,
 				error = $6, convert_calls = $7, queued_at = $8, submitted_at = $9, completed_at = $10, failed_at = $11,
 				batch_id = CASE WHEN $12 THEN $13 ELSE batch_id END,
 				source = COALESCE($14::jsonb, source), options = COALESCE($15::jsonb, options),
-				metadata = COALESCE($16::jsonb, metadata), updated_at = now()
+				metadata = COALESCE($16::jsonb, metadata), attempts = $17, updated_at = now()
 			WHERE job_id = $1`,
 			j.id, j.requestID, j.transcriptionID, j.state, j.rank, j.errText, j.convertCalls,
 			j.queuedAt, j.submittedAt, j.completedAt, j.failedAt,
-			j.details != nil, d.batchID, jsonArg(d.source), jsonArg(d.options), jsonArg(d.metadata))
+			j.details != nil, d.batchID, jsonArg(d.source), jsonArg(d.options), jsonArg(d.metadata), j.attempts)
 	}
 	for _, t := range m.tOrder {
 		switch {

@@ -196,6 +196,10 @@ type claim struct {
 	RequestID       string    `json:"request_id,omitempty"`
 	TranscriptionID string    `json:"transcription_id,omitempty"`
 	SubmittedAt     time.Time `json:"submitted_at,omitzero"`
+	// Canceled: an operator stopped the job; it is never sent.
+	Canceled bool `json:"canceled,omitempty"`
+	// Attempt is the operator's retry number (0 for the first attempt).
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // outcome tells handle what to do with the message.
@@ -311,6 +315,11 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 		if err := json.Unmarshal(entry.Value(), &old); err != nil {
 			log.Warn("unreadable claim replaced", "err", err)
 		}
+		if old.Canceled {
+			log.Info("job canceled; not sending it")
+			return verdict{out: ack}
+		}
+		c.Attempt = old.Attempt
 		if old.RequestID != "" {
 			log.Info("job already sent; not sending again", "request_id", old.RequestID)
 			if err := s.publish(ctx, submittedEvent(job, old)); err != nil {
