@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
@@ -103,6 +104,22 @@ type IngressFlags struct {
 	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRETS" help:"Webhook signing secrets, comma-separated (two during rotation; never logged)."`
 	MaxBodyBytes   int64         `name:"max-body-bytes" env:"SCRIBEQ_MAX_BODY_BYTES" default:"67108864" help:"Largest webhook body accepted."`
 	Tolerance      time.Duration `name:"signature-tolerance" env:"SCRIBEQ_SIGNATURE_TOLERANCE" default:"30m" help:"Oldest signature timestamp accepted."`
+	PublishTimeout time.Duration `name:"publish-timeout" env:"SCRIBEQ_PUBLISH_TIMEOUT" default:"15s" help:"How long a webhook waits for NATS before it is spooled (or, without a spool, answered 503)."`
+
+	SpoolDir      string        `name:"spool-dir" env:"SCRIBEQ_SPOOL_DIR" placeholder:"DIR" help:"Where verified webhooks wait, fsynced, while NATS is unreachable (default: <data-dir>/ingress-spool)."`
+	NoSpool       bool          `name:"no-spool" env:"SCRIBEQ_NO_SPOOL" help:"Answer 503 instead of spooling when NATS is unreachable (the webhook is then lost until the reconciler finds it)."`
+	SpoolMaxBytes int64         `name:"spool-max-bytes" env:"SCRIBEQ_SPOOL_MAX_BYTES" default:"1073741824" help:"Disk the spool may use; beyond it webhooks are answered 503 while NATS is down."`
+	SpoolRetry    time.Duration `name:"spool-retry" env:"SCRIBEQ_SPOOL_RETRY" default:"1s" help:"How often spooled webhooks are offered to NATS again (doubling on failure up to 30s)."`
+
+	RateLimit      float64  `name:"rate-limit" env:"SCRIBEQ_RATE_LIMIT" default:"100" help:"Requests per second per client IP, checked before the signature (-1 disables). ElevenLabs never retries a webhook it got 429 for."`
+	RateBurst      int      `name:"rate-burst" env:"SCRIBEQ_RATE_BURST" default:"200" help:"Requests a client may send at once before the rate limit applies."`
+	TrustedProxies []string `name:"trusted-proxies" env:"SCRIBEQ_TRUSTED_PROXIES" sep:"," placeholder:"CIDRS" help:"Reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client."`
+
+	ReadHeaderTimeout time.Duration `name:"read-header-timeout" env:"SCRIBEQ_READ_HEADER_TIMEOUT" default:"10s" help:"Time allowed to read a request's headers."`
+	ReadTimeout       time.Duration `name:"read-timeout" env:"SCRIBEQ_READ_TIMEOUT" default:"5m" help:"Time allowed to read a whole request, body included."`
+	WriteTimeout      time.Duration `name:"write-timeout" env:"SCRIBEQ_WRITE_TIMEOUT" default:"5m" help:"Time allowed to handle and answer a request (keep it above --publish-timeout)."`
+	IdleTimeout       time.Duration `name:"idle-timeout" env:"SCRIBEQ_IDLE_TIMEOUT" default:"2m" help:"Idle keep-alive connections are closed after this."`
+	MaxHeaderBytes    int           `name:"max-header-bytes" env:"SCRIBEQ_MAX_HEADER_BYTES" default:"65536" help:"Largest request header block accepted."`
 }
 
 // IngressCmd runs the webhook ingress.
@@ -118,22 +135,46 @@ func (c *IngressCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer q.Close()
-	h, err := ingress.New(q, c.ingressConfig(log))
+	cfg := c.ingressConfig(g.DataDir, log)
+	h, err := ingress.New(q, cfg)
 	if err != nil {
 		return err
 	}
+	// Deferred after q.Close, so it runs first: the replay loop stops
+	// before the connection it publishes on is drained.
+	defer func() {
+		if err := h.Close(); err != nil {
+			log.Warn("closing the spool", "err", err)
+		}
+	}()
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("ingress: listen on %s: %w", c.Addr, err)
 	}
-	log.Info("ingress listening", "addr", ln.Addr().String(), "path", c.Path)
-	return serve(ctx, ingress.NewServer(c.Addr, h), ln, log)
+	log.Info("ingress listening", "addr", ln.Addr().String(), "path", c.Path, "spool_dir", cfg.SpoolDir)
+	return serve(ctx, c.serverConfig().Server(c.Addr, h), ln, log)
 }
 
-func (c *IngressFlags) ingressConfig(log *slog.Logger) ingress.Config {
+func (c *IngressFlags) ingressConfig(dataDir string, log *slog.Logger) ingress.Config {
+	spoolDir := c.SpoolDir
+	switch {
+	case c.NoSpool:
+		spoolDir = ""
+	case spoolDir == "":
+		spoolDir = filepath.Join(dataDir, "ingress-spool")
+	}
 	return ingress.Config{
 		Path: c.Path, Secrets: splitSecrets(c.WebhookSecrets), MaxBodyBytes: c.MaxBodyBytes,
-		Tolerance: c.Tolerance, Logger: log,
+		Tolerance: c.Tolerance, PublishTimeout: c.PublishTimeout, Logger: log,
+		SpoolDir: spoolDir, SpoolMaxBytes: c.SpoolMaxBytes, SpoolRetry: c.SpoolRetry,
+		RateLimit: c.RateLimit, RateBurst: c.RateBurst, TrustedProxies: c.TrustedProxies,
+	}
+}
+
+func (c *IngressFlags) serverConfig() ingress.ServerConfig {
+	return ingress.ServerConfig{
+		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
+		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
 	}
 }
 

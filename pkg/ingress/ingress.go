@@ -1,8 +1,21 @@
 // Package ingress receives ElevenLabs' speech-to-text webhooks. It verifies
 // the signature on the raw bytes before parsing anything, publishes a
 // `completed` event, and answers 200 only after JetStream has acknowledged
-// it: ElevenLabs sends each webhook once, so a 200 is a promise that the
-// transcript is safely stored.
+// it or, when NATS is unreachable, after the event is fsynced to a local
+// spool (pkg/spool): ElevenLabs sends each webhook once, so a 200 is a
+// promise that the transcript is safely stored. It answers 503 only when
+// neither works.
+//
+// With a spool, New starts a background loop that publishes spooled events
+// once NATS is reachable again (same message id, through
+// queue.PublishEvent, so large events still use the claim check); Close
+// stops it and releases the spool. Call Close after the HTTP server has
+// shut down. Spooled events survive a crash and are replayed by the next
+// process that opens the same SpoolDir.
+//
+// Every request except /healthz and /readyz passes a per-client token
+// bucket before its body is read or its signature checked, so a flood of
+// forged requests costs little.
 package ingress
 
 import (
@@ -10,13 +23,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/event"
 	"github.com/scribeq/scribeq/pkg/queue"
+	"github.com/scribeq/scribeq/pkg/spool"
 )
 
 // Config configures the webhook handler.
@@ -36,6 +53,28 @@ type Config struct {
 	PublishTimeout time.Duration
 	// Process names this worker in events. Default "ingress".
 	Process string
+	// SpoolDir holds verified webhooks while NATS is unreachable (the
+	// commands default it to <data-dir>/ingress-spool). Empty disables
+	// spooling: a webhook that cannot be published is answered 503.
+	SpoolDir string
+	// SpoolMaxBytes caps the spool on disk; a webhook that does not fit
+	// while NATS is down is answered 503. Default 1 GiB.
+	SpoolMaxBytes int64
+	// SpoolRetry is how often a non-empty spool is offered to NATS again,
+	// doubling after each failure up to 30s. Default 1s.
+	SpoolRetry time.Duration
+	// RateLimit is the requests per second each client IP (IPv6: each /64)
+	// may make without a valid signature, checked before the body is read.
+	// Default 100; -1 disables. Correctly signed webhooks are not counted:
+	// ElevenLabs sends from few addresses and never retries an STT webhook,
+	// so a 429 to a genuine delivery would lose it.
+	RateLimit float64
+	// RateBurst is how many requests a client may make at once. Default 200.
+	RateBurst int
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client for rate limiting. Default none:
+	// the TCP peer is the client.
+	TrustedProxies []string
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Now is the clock for signature checks; default time.Now.
@@ -55,6 +94,18 @@ func (c Config) withDefaults() Config {
 	if c.Process == "" {
 		c.Process = "ingress"
 	}
+	if c.SpoolMaxBytes <= 0 {
+		c.SpoolMaxBytes = 1 << 30
+	}
+	if c.SpoolRetry <= 0 {
+		c.SpoolRetry = time.Second
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 100
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 200
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -70,6 +121,12 @@ func (c Config) validate() error {
 			return errors.New("ingress: Secrets: empty secret")
 		}
 	}
+	if c.RateLimit < 0 && c.RateLimit != -1 {
+		return fmt.Errorf("ingress: RateLimit: %v requests per second; want a positive rate, or -1 to disable", c.RateLimit)
+	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("ingress: TrustedProxies: %w", err)
+	}
 	return nil
 }
 
@@ -80,9 +137,17 @@ type Ingress struct {
 	verify *elevenlabs.Verifier
 	log    *slog.Logger
 	mux    *http.ServeMux
+	limit  *limiter // nil: no rate limit
+
+	spool      *spool.Spool // nil: spooling disabled
+	stopReplay context.CancelFunc
+	replayDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
 
-// New returns the handler.
+// New returns the handler. With a SpoolDir it opens the spool (taking its
+// lock) and starts replaying it in the background: call Close when done.
 func New(q *queue.Queue, cfg Config) (*Ingress, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -97,22 +162,89 @@ func New(q *queue.Queue, cfg Config) (*Ingress, error) {
 		log: cfg.Logger,
 		mux: http.NewServeMux(),
 	}
+	if cfg.RateLimit > 0 {
+		proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by validate
+		in.limit = newLimiter(cfg.RateLimit, cfg.RateBurst, proxies)
+	}
 	in.mux.HandleFunc("POST "+cfg.Path, in.webhook)
 	in.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	in.mux.HandleFunc("GET /readyz", in.ready)
+	if cfg.SpoolDir != "" {
+		sp, err := spool.Open(cfg.SpoolDir, spool.Config{MaxBytes: cfg.SpoolMaxBytes, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("ingress: open spool: %w", err)
+		}
+		in.spool = sp
+		var ctx context.Context
+		ctx, in.stopReplay = context.WithCancel(context.Background())
+		in.replayDone = make(chan struct{})
+		go func() {
+			defer close(in.replayDone)
+			in.replayLoop(ctx)
+		}()
+	}
 	return in, nil
 }
 
-func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) { in.mux.ServeHTTP(w, r) }
-
-func (in *Ingress) ready(w http.ResponseWriter, _ *http.Request) {
-	if !in.q.NC.IsConnected() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "nats not connected"})
-		return
+// ServeHTTP rate-limits, then routes. Health probes are exempt: a
+// limited prober would take a healthy ingress out of service.
+func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if in.limit != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+		wait, charge, ok := in.limit.allow(r, time.Now())
+		if !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(wait))
+			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "rate limited"})
+			return
+		}
+		genuine := false
+		r = r.WithContext(context.WithValue(r.Context(), genuineKey{}, &genuine))
+		defer func() {
+			if !genuine {
+				charge()
+			}
+		}()
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	in.mux.ServeHTTP(w, r)
+}
+
+// Close stops the replay loop and closes the spool; spooled events that
+// are still pending stay on disk for the next start. Call it after the
+// HTTP server has shut down: a webhook arriving later cannot be spooled.
+func (in *Ingress) Close() error {
+	in.closeOnce.Do(func() {
+		if in.spool == nil {
+			return
+		}
+		in.stopReplay()
+		<-in.replayDone
+		in.closeErr = in.spool.Close()
+	})
+	return in.closeErr
+}
+
+// Ready while events can be stored: NATS is connected, or the spool has
+// room. Taking the ingress out of a load balancer while it can spool
+// would turn an outage into lost webhooks.
+func (in *Ingress) ready(w http.ResponseWriter, _ *http.Request) {
+	body := map[string]any{"status": "ready"}
+	status := http.StatusOK
+	if in.spool != nil {
+		body["spool_pending"] = in.spool.Pending()
+		body["spool_bytes"] = in.spool.Bytes()
+		body["spool_max_bytes"] = in.spool.MaxBytes()
+	}
+	if !in.q.NC.IsConnected() {
+		switch {
+		case in.spool != nil && in.spool.Bytes() < in.spool.MaxBytes():
+			body["status"] = "spooling: nats not connected"
+		default:
+			body["status"] = "nats not connected"
+			status = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, status, body)
 }
 
 func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +266,7 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid signature"})
 		return
 	}
+	markGenuine(r) // genuine deliveries never use up the rate limit
 	wh, err := elevenlabs.ParseWebhook(body)
 	if errors.Is(err, elevenlabs.ErrOtherWebhookType) {
 		// Not ours to store, but refusing it would count towards
@@ -159,24 +292,50 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 		WebhookMetadata: wh.Data.WebhookMetadata,
 	}
 	log = log.With("job_id", ev.JobID, "request_id", ev.RequestID)
-	// The sender does not wait for our storage problems: bound them and
-	// answer 503 so the failure is at least visible on their side.
+	// The sender does not wait for our storage problems: bound them, then
+	// spool, and answer 503 only when that fails too so the failure is at
+	// least visible on their side.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), in.cfg.PublishTimeout)
 	defer cancel()
-	if err := in.q.PublishEvent(ctx, ev); err != nil {
-		log.Error("webhook not stored", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not store the event"})
+	var pubErr error
+	if in.spool != nil && !in.q.NC.IsConnected() {
+		// Known down: waiting out PublishTimeout would only risk the
+		// sender giving up on us.
+		pubErr = errors.New("nats not connected")
+	} else {
+		pubErr = in.q.PublishEvent(ctx, ev)
+	}
+	if pubErr != nil {
+		if in.spool == nil {
+			log.Error("webhook not stored", "err", pubErr)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not store the event"})
+			return
+		}
+		if err := in.spoolEvent(ev); err != nil {
+			log.Error("webhook not stored: publish and spool both failed", "publish_err", pubErr, "spool_err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not store the event"})
+			return
+		}
+		log.Warn("webhook spooled locally: NATS unavailable", "err", pubErr,
+			"spool_pending", in.spool.Pending(), "spool_bytes", in.spool.Bytes())
+		writeJSON(w, http.StatusOK, map[string]string{"status": "spooled"})
 		return
 	}
-	if ev.JobID != "" {
-		// Best effort: only the submitter's in-doubt check reads it, and it
-		// waits out its grace window when the mark is missing.
-		if _, err := in.q.Webhooks.Put(ctx, ev.JobID, []byte(ev.RequestID)); err != nil {
-			log.Warn("could not mark webhook received", "err", err)
-		}
-	}
+	in.markWebhook(ctx, log, ev)
 	log.Info("webhook stored", "bytes", len(body))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// markWebhook records that the job's webhook arrived. Best effort: only the
+// submitter's in-doubt check reads it, and it waits out its grace window
+// when the mark is missing.
+func (in *Ingress) markWebhook(ctx context.Context, log *slog.Logger, ev *event.Event) {
+	if ev.JobID == "" {
+		return
+	}
+	if _, err := in.q.Webhooks.Put(ctx, ev.JobID, []byte(ev.RequestID)); err != nil {
+		log.Warn("could not mark webhook received", "err", err)
+	}
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
@@ -207,16 +366,57 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// NewServer wraps h in an http.Server with the timeouts a public endpoint
-// needs: slow or stuck clients cannot hold connections forever.
-func NewServer(addr string, h http.Handler) *http.Server {
+// ServerConfig holds the limits a public endpoint needs: slow or stuck
+// clients cannot hold connections forever, nor send unbounded headers.
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading the request headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading the whole request, body included (a large
+	// transcript over a slow link). Default 5m.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds handling and answering a request; keep it above
+	// the ingress's PublishTimeout. Default 5m.
+	WriteTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections. Default 2m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps the request headers. Default 64 KiB.
+	MaxHeaderBytes int
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 5 * time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Minute
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	return c
+}
+
+// Server wraps h in an http.Server with these limits.
+func (c ServerConfig) Server(addr string, h http.Handler) *http.Server {
+	c = c.withDefaults()
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
-		WriteTimeout:      5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
+}
+
+// NewServer wraps h in an http.Server with the default ServerConfig.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return ServerConfig{}.Server(addr, h)
 }

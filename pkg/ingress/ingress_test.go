@@ -21,6 +21,7 @@ import (
 
 type testBundle struct {
 	q      *queue.Queue
+	h      *ingress.Ingress
 	srv    *httptest.Server
 	url    string
 	secret string
@@ -39,9 +40,10 @@ func setup(t *testing.T, cfg ingress.Config) *testBundle {
 	}
 	h, err := ingress.New(q, cfg)
 	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testBundle{q: q, srv: srv, url: srv.URL + "/webhooks/elevenlabs", secret: cfg.Secrets[0]}
+	return &testBundle{q: q, h: h, srv: srv, url: srv.URL + "/webhooks/elevenlabs", secret: cfg.Secrets[0]}
 }
 
 func body(requestID, metadata string, text string) []byte {
@@ -181,4 +183,22 @@ func TestHealth(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, p)
 	}
+}
+
+// A batch finishing at once sends many genuine webhooks from one address:
+// none of them may be refused, however low the limit.
+func TestGenuineBurstIsNotRateLimited(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ingress.Config{RateLimit: 1, RateBurst: 2})
+	for i := range 20 {
+		payload := body("burst-"+string(rune('a'+i)), `{"job_id":"j"}`, "hi")
+		require.Equal(t, http.StatusOK, post(t, b.url, payload, elevenlabs.Sign(b.secret, time.Now(), payload)), i)
+	}
+	require.Len(t, events(t, b.q), 20)
+	// Unsigned requests from the same address still use the budget up.
+	codes := map[int]int{}
+	for range 5 {
+		codes[post(t, b.url, []byte(`{}`), "")]++
+	}
+	require.Equal(t, map[int]int{http.StatusUnauthorized: 2, http.StatusTooManyRequests: 3}, codes)
 }

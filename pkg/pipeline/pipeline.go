@@ -182,8 +182,14 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		apiKey, baseURL = "emulator", p.EmulatorURL
 		log.Info("no ELEVENLABS_API_KEY: using the emulator", "url", p.EmulatorURL)
 	}
+	// Webhooks that cannot reach NATS wait in a spool beside its store;
+	// without a data folder there is none and they are answered 503.
+	spoolDir := ""
+	if cfg.DataDir != "" {
+		spoolDir = filepath.Join(cfg.DataDir, "ingress-spool")
+	}
 	h, err := ingress.New(p.Queue, ingress.Config{
-		Path: cfg.WebhookPath, Secrets: secrets, Logger: log.With("process", "ingress"),
+		Path: cfg.WebhookPath, Secrets: secrets, Logger: log.With("process", "ingress"), SpoolDir: spoolDir,
 	})
 	if err != nil {
 		_ = ingLn.Close()

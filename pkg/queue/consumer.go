@@ -37,14 +37,16 @@ func (q *Queue) SubmitterConsumer(ctx context.Context, maxAckPending int) (jetst
 	return c, nil
 }
 
-// SinkConsumer creates or updates the shared durable pull consumer on EVENTS.
+// SinkConsumer creates or updates the shared durable pull consumer on
+// EVENTS. Deliveries are unlimited: the sink waits out outages and
+// dead-letters what can never be applied itself.
 func (q *Queue) SinkConsumer(ctx context.Context, maxAckPending int) (jetstream.Consumer, error) {
 	c, err := q.JS.CreateOrUpdateConsumer(ctx, event.StreamEvents, jetstream.ConsumerConfig{
 		Durable:       ConsumerSink,
 		Description:   "scribeq sink: writes job state and transcripts to Postgres",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
-		MaxDeliver:    50,
+		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 		FilterSubject: event.SubjectEvents,
 	})

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scribeq/scribeq/pkg/event"
@@ -206,17 +208,21 @@ func (s *Sink) done(ctx context.Context, items []item) {
 	s.log.Debug("batch committed", "events", len(items))
 }
 
+// retryLater gives a message back for a later delivery. An outage (the
+// database or NATS unreachable) is waited out however long it lasts: giving
+// up would bury good events. Any other error counts against MaxAttempts,
+// after which the message is dead-lettered.
 func (s *Sink) retryLater(m jetstream.Msg, err error) {
 	md, mdErr := m.Metadata()
-	if mdErr == nil && int(md.NumDelivered) >= s.cfg.MaxAttempts {
-		s.deadLetter(context.Background(), m, fmt.Errorf("gave up after %d deliveries: %w", md.NumDelivered, err))
+	delivered := 1
+	if mdErr == nil {
+		delivered = int(md.NumDelivered)
+	}
+	if !outage(err) && delivered >= s.cfg.MaxAttempts {
+		s.deadLetter(context.Background(), m, fmt.Errorf("gave up after %d deliveries: %w", delivered, err))
 		return
 	}
-	delay := time.Second
-	if mdErr == nil {
-		delay = min(time.Duration(md.NumDelivered)*2*time.Second, time.Minute)
-	}
-	_ = m.NakWithDelay(delay)
+	_ = m.NakWithDelay(min(time.Duration(delivered)*2*time.Second, time.Minute))
 }
 
 // deadLetter records a message that can never be applied, then terminates
@@ -268,6 +274,28 @@ func permanent(err error) bool {
 		return false
 	}
 	return errors.Is(err, store.ErrInvalidEvent)
+}
+
+// outage reports whether err means a dependency is unreachable, as opposed
+// to something wrong with the message.
+func outage(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		// 08: connection exception; 57P: operator intervention (shutdown).
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	case errors.As(err, &netErr), errors.As(err, &connErr), pgconn.SafeToRetry(err), pgconn.Timeout(err):
+		return true
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse):
+		return true
+	}
+	return false
 }
 
 func sleep(ctx context.Context, d time.Duration) {
