@@ -26,6 +26,7 @@ type CLI struct {
 	Sink        SinkCmd        `cmd:"" help:"Run the sink worker: writes job state and transcripts to Postgres."`
 	Emulator    EmulatorCmd    `cmd:"" help:"Run a local stand-in for the ElevenLabs Speech-to-Text API that sends signed webhooks."`
 	Migrate     MigrateCmd     `cmd:"" help:"Create or upgrade the Postgres schema."`
+	Reconciler  ReconcilerCmd  `cmd:"" help:"Run the reconciler: recovers transcripts whose webhook never arrived and fails jobs ElevenLabs lost."`
 	DeadLetters DeadLettersCmd `cmd:"" name:"dead-letters" help:"List, show and replay messages that could never be processed."`
 	Retry       RetryCmd       `cmd:"" help:"Start a new attempt of failed (or canceled) jobs; it calls ElevenLabs again and is counted."`
 	Cancel      CancelCmd      `cmd:"" help:"Stop waiting for jobs: never send them, or forget them if sent."`

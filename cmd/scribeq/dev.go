@@ -29,6 +29,8 @@ type DevCmd struct {
 	WebhookSecrets []string      `name:"webhook-secrets" env:"SCRIBEQ_WEBHOOK_SECRETS" sep:"," placeholder:"SECRETS" help:"Webhook signing secrets (required with a real API key; random with the emulator)."`
 	Concurrency    int           `name:"concurrency" env:"SCRIBEQ_CONCURRENCY" default:"4" help:"Convert calls in flight at once."`
 	MaxConcurrent  int           `name:"max-concurrent" env:"SCRIBEQ_MAX_CONCURRENT" default:"10" help:"Your ElevenLabs plan's concurrency; 0 turns the shared limit off."`
+	ReconcileEvery time.Duration `name:"reconcile-interval" env:"SCRIBEQ_RECONCILE_INTERVAL" default:"1m" help:"How often the reconciler looks for jobs whose webhook never came."`
+	ReconcileAfter time.Duration `name:"reconcile-min-age" env:"SCRIBEQ_RECONCILE_MIN_AGE" default:"15m" help:"How long a job waits for its webhook before the reconciler fetches its transcript."`
 	NoMigrate      bool          `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
 }
 
@@ -73,20 +75,22 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 		return cluster.Stop(sctx)
 	}
 	p, err := pipeline.Start(ctx, pipeline.Config{
-		NatsPort:       c.NatsPort,
-		DataDir:        g.DataDir,
-		DatabaseURL:    dbURL,
-		NoMigrate:      c.NoMigrate,
-		APIKey:         c.APIKey,
-		BaseURL:        c.BaseURL,
-		IngressAddr:    c.IngressAddr,
-		EmulatorAddr:   c.EmulatorAddr,
-		EmulatorDelay:  c.EmulatorDelay,
-		WebhookSecrets: splitSecrets(c.WebhookSecrets),
-		Concurrency:    c.Concurrency,
-		MaxConcurrent:  c.MaxConcurrent,
-		Queue:          c.QueueFlags.config(log),
-		Logger:         log,
+		NatsPort:          c.NatsPort,
+		DataDir:           g.DataDir,
+		DatabaseURL:       dbURL,
+		NoMigrate:         c.NoMigrate,
+		APIKey:            c.APIKey,
+		BaseURL:           c.BaseURL,
+		IngressAddr:       c.IngressAddr,
+		EmulatorAddr:      c.EmulatorAddr,
+		EmulatorDelay:     c.EmulatorDelay,
+		WebhookSecrets:    splitSecrets(c.WebhookSecrets),
+		Concurrency:       c.Concurrency,
+		MaxConcurrent:     c.MaxConcurrent,
+		ReconcileInterval: c.ReconcileEvery,
+		ReconcileMinAge:   c.ReconcileAfter,
+		Queue:             c.QueueFlags.config(log),
+		Logger:            log,
 	})
 	if err != nil {
 		_ = stopPG()

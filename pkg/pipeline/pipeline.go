@@ -23,7 +23,9 @@ import (
 	"github.com/scribeq/scribeq/pkg/emulator"
 	"github.com/scribeq/scribeq/pkg/ingress"
 	"github.com/scribeq/scribeq/pkg/natsembed"
+	"github.com/scribeq/scribeq/pkg/query"
 	"github.com/scribeq/scribeq/pkg/queue"
+	"github.com/scribeq/scribeq/pkg/reconciler"
 	"github.com/scribeq/scribeq/pkg/sink"
 	"github.com/scribeq/scribeq/pkg/slots"
 	"github.com/scribeq/scribeq/pkg/store"
@@ -61,6 +63,11 @@ type Config struct {
 	Concurrency int
 	// MaxConcurrent is the shared ElevenLabs concurrency limit; 0 turns it off.
 	MaxConcurrent int
+	// ReconcileInterval is how often stuck jobs are looked for. Default 1 minute.
+	ReconcileInterval time.Duration
+	// ReconcileMinAge is how long a job waits for its webhook before it is
+	// fetched instead. Default 15 minutes.
+	ReconcileMinAge time.Duration
 	// Queue settings.
 	Queue queue.Config
 	// Logger; default discard.
@@ -80,6 +87,10 @@ type Pipeline struct {
 	st        *store.Store
 	ingress   *http.Server
 	emuServer *http.Server
+	handler   *ingress.Ingress
+	db        *query.DB
+	stopRec   context.CancelFunc
+	recDone   chan error
 	stopSub   context.CancelFunc
 	stopSink  context.CancelFunc
 	subDone   chan error
@@ -195,6 +206,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		_ = ingLn.Close()
 		return p, err
 	}
+	p.handler = h
 	p.ingress = ingress.NewServer(ingLn.Addr().String(), h)
 	go func() { _ = p.ingress.Serve(ingLn) }()
 
@@ -217,6 +229,19 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		return p, err
 	}
 	var subCtx, sinkCtx context.Context
+	if p.db, err = query.Open(ctx, cfg.DatabaseURL); err != nil {
+		return p, err
+	}
+	rec, err := reconciler.New(p.db, p.Queue, api, reconciler.Config{
+		Interval: cfg.ReconcileInterval, MinAge: cfg.ReconcileMinAge, Logger: log.With("process", "reconciler"),
+	})
+	if err != nil {
+		return p, err
+	}
+	var recCtx context.Context
+	recCtx, p.stopRec = context.WithCancel(context.WithoutCancel(ctx))
+	p.recDone = make(chan error, 1)
+	go func() { p.recDone <- rec.Run(recCtx) }()
 	subCtx, p.stopSub = context.WithCancel(context.WithoutCancel(ctx))
 	sinkCtx, p.stopSink = context.WithCancel(context.WithoutCancel(ctx))
 	p.subDone, p.sinkDone = make(chan error, 1), make(chan error, 1)
@@ -235,6 +260,10 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 			p.stopSub()
 			errs = append(errs, <-p.subDone)
 		}
+		if p.stopRec != nil {
+			p.stopRec()
+			errs = append(errs, <-p.recDone)
+		}
 		if p.Emulator != nil {
 			errs = append(errs, p.Emulator.Close(ctx))
 		}
@@ -243,6 +272,9 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 		}
 		if p.ingress != nil {
 			errs = append(errs, p.ingress.Shutdown(ctx))
+		}
+		if p.handler != nil {
+			errs = append(errs, p.handler.Close())
 		}
 		if p.stopSink != nil {
 			p.stopSink()
@@ -253,6 +285,9 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 		}
 		if p.st != nil {
 			p.st.Close()
+		}
+		if p.db != nil {
+			p.db.Close()
 		}
 		if p.ns != nil {
 			p.ns.Shutdown()
