@@ -161,3 +161,33 @@ func TestRetryAndCancel(t *testing.T) {
 	require.Zero(t, b.calls("cancel-me"))
 	b.waitState(t, "cancel-me", "canceled")
 }
+
+// A retried job that fails again is recorded as failing again: the new
+// attempt's events are not taken for duplicates of the first one's.
+func TestRetriedJobCanFailAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bad := &event.Job{V: 1, JobID: "bad-model", Source: event.Source{URL: "https://example.org/c.mp3"}, Options: event.Options{Model: "scribe_v9"}}
+	require.NoError(t, b.p.Queue.PublishEvent(b.ctx, &event.Event{Type: event.TypeQueued, JobID: bad.JobID, Job: bad}))
+	_, err := b.p.Queue.PublishJob(b.ctx, bad)
+	require.NoError(t, err)
+	b.waitState(t, bad.JobID, "failed")
+
+	out, err := b.ctl.Retry(b.ctx, []string{bad.JobID}, "")
+	require.NoError(t, err)
+	require.Equal(t, []control.Outcome{{JobID: bad.JobID, Done: true}}, out)
+	for {
+		var failures int
+		require.NoError(t, b.conn.QueryRow(b.ctx, `SELECT count(*) FROM job_events WHERE job_id = $1 AND to_state = 'failed'`, bad.JobID).Scan(&failures))
+		if failures == 2 {
+			break
+		}
+		select {
+		case <-b.ctx.Done():
+			t.Fatalf("second failure never recorded (%d)", failures)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	b.waitState(t, bad.JobID, "failed")
+	require.Equal(t, 2, b.calls(bad.JobID))
+}

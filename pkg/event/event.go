@@ -148,7 +148,8 @@ type Event struct {
 	// failed: why.
 	Error string `json:"error,omitempty"`
 
-	// retried: the attempt number it starts (1 for the first retry).
+	// retried: the attempt number it starts (1 for the first retry);
+	// submitted, failed: the attempt they belong to (0 for the first).
 	Attempt int `json:"attempt,omitempty"`
 
 	// dead_letter: the message; dead_letter_replayed: its ID.
@@ -193,6 +194,11 @@ func (e *Event) MsgID() string {
 	case TypeRetried:
 		return fmt.Sprintf("%s:retried:%d", e.JobID, e.Attempt)
 	default:
+		// A retried job's events must not be mistaken for the first
+		// attempt's (the stream remembers ids for its duplicate window).
+		if e.Attempt > 0 {
+			return fmt.Sprintf("%s:%s:%d", e.JobID, e.Type, e.Attempt)
+		}
 		return e.JobID + ":" + string(e.Type)
 	}
 }

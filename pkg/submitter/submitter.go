@@ -275,7 +275,14 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log.Warn("job failed", "reason", v.reason)
-	if err := s.publish(ctx, &event.Event{Type: event.TypeFailed, JobID: job.JobID, Error: v.reason, ConvertCalls: v.calls}); err != nil {
+	attempt := 0
+	if e, err := s.q.Submissions.Get(ctx, job.JobID); err == nil {
+		var c claim
+		if json.Unmarshal(e.Value(), &c) == nil {
+			attempt = c.Attempt
+		}
+	}
+	if err := s.publish(ctx, &event.Event{Type: event.TypeFailed, JobID: job.JobID, Error: v.reason, ConvertCalls: v.calls, Attempt: attempt}); err != nil {
 		log.Error("publish failed event", "err", err)
 		_ = msg.NakWithDelay(backoff(1))
 		return
@@ -586,6 +593,7 @@ func submittedEvent(job *event.Job, c claim) *event.Event {
 		TranscriptionID: c.TranscriptionID,
 		At:              c.SubmittedAt,
 		ConvertCalls:    c.Calls,
+		Attempt:         c.Attempt,
 	}
 }
 
