@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -25,6 +27,7 @@ type convertRequest struct {
 	sourceURL string // source_url or cloud_storage_url
 	opts      renderOptions
 	webhook   bool
+	multi     bool            // use_multi_channel
 	metadata  json.RawMessage // compact object, nil when not sent
 	retain    bool            // false with enable_logging=false: nothing to GET later
 }
@@ -38,7 +41,11 @@ type result struct {
 	opts            renderOptions
 	metadata        json.RawMessage
 	retain          bool
+	slots           int  // counted against MaxConcurrent while processing
 	ready           bool // processing finished: GET may return it
+	// lostDrawn and lost: whether LostTranscripts made this transcript
+	// lost, drawn at its first GET or DELETE.
+	lostDrawn, lost bool
 }
 
 func (res *result) chunk() chunkModel { return render(res.src, res.opts, res.transcriptionID) }
@@ -86,6 +93,7 @@ func (s *Server) handleConvert(w http.ResponseWriter, r *http.Request) {
 	res := &result{
 		requestID: reqID, transcriptionID: newTranscriptionID(),
 		src: src, opts: req.opts, metadata: req.metadata, retain: req.retain,
+		slots: s.slotsFor(src, req.multi),
 	}
 
 	s.mu.Lock()
@@ -94,48 +102,105 @@ func (s *Server) handleConvert(w http.ResponseWriter, r *http.Request) {
 		refuse(unavailable())
 		return
 	}
-	if s.cfg.MaxConcurrent > 0 && s.active >= s.cfg.MaxConcurrent {
-		s.setConcurrencyHeaders(w, s.active)
+	if p := s.drawRefusal(); p != nil {
 		s.mu.Unlock()
-		refuse(&apiError{
-			status: http.StatusTooManyRequests, typ: "rate_limit_error", code: "concurrent_limit_exceeded",
-			message: "Too many concurrent requests: " + itoa(s.cfg.MaxConcurrent) +
-				" are already being processed. Wait for one to finish.",
-		})
+		call.Faults = p.names
+		maps.Copy(w.Header(), p.headers)
+		refuse(p.refusal)
 		return
 	}
-	s.active++
-	s.setConcurrencyHeaders(w, s.active)
+	if limit := s.cfg.MaxConcurrent; limit > 0 && s.slots+res.slots > limit {
+		s.setConcurrencyHeaders(w, s.slots)
+		s.stats.TooManyConcurrent++
+		s.mu.Unlock()
+		refuse(tooManyConcurrent(limit))
+		return
+	}
+	p := s.drawAccepted(req.webhook)
+	s.slots += res.slots
+	s.stats.PeakSlots = max(s.stats.PeakSlots, s.slots)
+	s.setConcurrencyHeaders(w, s.slots)
 	s.wg.Add(1)
 	s.transcripts[res.transcriptionID] = res
-	call.Status, call.TranscriptionID = http.StatusOK, res.transcriptionID
+	call.Status, call.Accepted, call.TranscriptionID = http.StatusOK, true, res.transcriptionID
+	call.Slots, call.Faults = res.slots, p.names
 	if req.webhook {
 		call.Delivery = "pending"
+		s.stats.WebhooksPending++
 	}
-	s.ledger = append(s.ledger, call)
-	idx := len(s.ledger) - 1
+	idx := s.recordLocked(call)
 	s.mu.Unlock()
 
 	delay := s.processingTime(src.duration)
 	s.log.Info("emulator: convert accepted", "request_id", reqID, "transcription_id", res.transcriptionID,
 		"job_id", call.JobID, "webhook", req.webhook, "input", req.input, "bytes", call.Bytes,
-		"audio_secs", call.AudioDurationSecs, "ready_in", delay.String())
+		"audio_secs", call.AudioDurationSecs, "slots", res.slots, "ready_in", delay.String(), "faults", p.names)
 
 	if req.webhook {
-		go s.process(idx, res, delay)
-		writeJSON(w, http.StatusOK, webhookAck{
-			Message: "Request processed successfully", RequestID: reqID, TranscriptionID: res.transcriptionID,
+		if p.first {
+			// Processing is skipped: the point is a webhook that overtakes
+			// the answer, not a slow one.
+			s.process(idx, res, 0, p)
+		} else {
+			go s.process(idx, res, delay, p)
+		}
+		s.answer(w, r, idx, p, func() {
+			writeJSON(w, http.StatusOK, webhookAck{
+				Message: "Request processed successfully", RequestID: reqID, TranscriptionID: res.transcriptionID,
+			})
 		})
 		return
 	}
-	defer s.wg.Done()
-	defer s.release()
-	if !sleep(r.Context(), s.base, delay) {
+	ok := sleep(r.Context(), s.base, delay)
+	s.finish(res, ok)
+	s.wg.Done()
+	if !ok {
 		writeError(w, reqID, unavailable())
 		return
 	}
-	s.markReady(res)
-	writeJSON(w, http.StatusOK, res.chunk())
+	s.answer(w, r, idx, p, func() { writeJSON(w, http.StatusOK, res.chunk()) })
+}
+
+// answer writes an accepted call's answer, unless a fault keeps it from
+// the client: a stall holds it back (a client that gives up meanwhile never
+// gets it), a reset closes the connection instead.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, idx int, p *plan, write func()) {
+	lost := func(why string) {
+		s.mu.Lock()
+		c := &s.ledger[idx]
+		c.AnswerLost = true
+		reqID, jobID := c.RequestID, c.JobID
+		s.stats.AnswersLost++
+		s.mu.Unlock()
+		s.log.Info("emulator: accepted call not answered", "request_id", reqID, "job_id", jobID, "why", why)
+		resetConn(w)
+	}
+	if p.stall && !sleep(r.Context(), s.base, p.stallFor) {
+		lost("client gave up during a stall")
+		return
+	}
+	if p.reset {
+		lost("reset_after_accept")
+		return
+	}
+	write()
+	now := s.cfg.Now()
+	s.updateCall(idx, func(c *Call) { c.AnsweredAt = now })
+}
+
+// resetConn drops the connection without an answer. On HTTP/1 the socket
+// is closed with SO_LINGER 0, so the client sees a reset, as when a proxy
+// dies; where the connection cannot be taken over (HTTP/2), the stream is
+// aborted.
+func resetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 type webhookAck struct {
@@ -157,7 +222,7 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// setConcurrencyHeaders mirrors the API's concurrency headers; s.mu held.
+// setConcurrencyHeaders mirrors the API's concurrency headers.
 func (s *Server) setConcurrencyHeaders(w http.ResponseWriter, current int) {
 	if s.cfg.MaxConcurrent > 0 {
 		w.Header().Set("current-concurrent-requests", itoa(current))
@@ -165,11 +230,29 @@ func (s *Server) setConcurrencyHeaders(w http.ResponseWriter, current int) {
 	}
 }
 
-// release frees an accepted job's concurrency slot.
-func (s *Server) release() {
+// slotsFor is what a job counts against the plan's limit: ElevenLabs
+// splits a file longer than 8 minutes into up to 4 parallel chunks, and
+// counts each channel of a multichannel job. A job never counts more than
+// the whole limit, or it could never run.
+func (s *Server) slotsFor(src source, multichannel bool) int {
+	n := min(4, max(1, int(math.Ceil(src.duration/480))))
+	if multichannel {
+		n *= max(1, src.channels)
+	}
+	if s.cfg.MaxConcurrent > 0 {
+		n = min(n, s.cfg.MaxConcurrent)
+	}
+	return n
+}
+
+// finish ends a job's processing: its transcript becomes retrievable (when
+// ok) and its slots are free, before any webhook goes out, so a client
+// that reacts to the webhook by sending the next job finds room for it.
+func (s *Server) finish(res *result, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.active--
+	res.ready = res.ready || ok
+	s.slots -= res.slots
 }
 
 func (s *Server) processingTime(durationSecs float64) time.Duration {
@@ -301,7 +384,7 @@ func (s *Server) parseConvert(r *http.Request, f *form) (*convertRequest, *apiEr
 		}
 		bools[name] = b
 	}
-	req.opts.diarize, req.webhook = bools["diarize"], bools["webhook"]
+	req.opts.diarize, req.webhook, req.multi = bools["diarize"], bools["webhook"], bools["use_multi_channel"]
 
 	if v, ok := f.last("language_code"); ok {
 		if !isLanguageCode(v) {

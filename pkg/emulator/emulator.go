@@ -2,10 +2,13 @@ package emulator
 
 import (
 	"context"
+	cryptorand "crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,11 +34,23 @@ type Config struct {
 	// SecondsPerAudioSecond adds processing time proportional to the audio
 	// duration: 0.3 is close to the real API's 0.3·D+2 s. Default 0.
 	SecondsPerAudioSecond float64
-	// MaxConcurrent is how many accepted jobs may be processing at once;
-	// above it convert answers 429 concurrent_limit_exceeded, as a plan's
-	// concurrency limit does. 0 (default) means no limit. When set, convert
-	// answers carry the current-/maximum-concurrent-requests headers.
+	// MaxConcurrent is the plan's concurrency limit in slots, counted as
+	// ElevenLabs counts them: a job holds min(4, ⌈duration/480 s⌉) slots
+	// (times its channels with use_multi_channel; never more than
+	// MaxConcurrent) from its acceptance until its processing ends, just
+	// before its webhook is sent (a late or dropped webhook does not hold
+	// slots, as ElevenLabs counts processing). A call that does not fit is
+	// answered 429 concurrent_limit_exceeded. 0 (default) means no limit.
+	// When set, convert answers carry the current-/maximum-concurrent-
+	// requests headers.
 	MaxConcurrent int
+	// Faults to inject; the zero value injects none. SetFaults changes
+	// them while the server runs.
+	Faults Faults
+	// Seed seeds the RNG that draws faults, so that a run can be repeated
+	// (as far as the order of concurrent calls allows). 0 (default): a
+	// random seed, shown in Stats (and logged when faults are set).
+	Seed uint64
 	// Limits are the API's documented limits; zero fields take the defaults
 	// listed on Limits.
 	Limits Limits
@@ -109,6 +124,12 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Limits = c.Limits.withDefaults()
+	c.Faults = c.Faults.withDefaults()
+	if c.Seed == 0 {
+		var b [8]byte
+		_, _ = cryptorand.Read(b[:]) // never fails
+		c.Seed = binary.BigEndian.Uint64(b[:]) | 1
+	}
 	return c
 }
 
@@ -134,6 +155,9 @@ func (c Config) validate() error {
 	if slices.Contains(c.APIKeys, "") {
 		return errors.New("emulator: Config.APIKeys holds an empty key")
 	}
+	if err := c.Faults.validate(); err != nil {
+		return fmt.Errorf("emulator: Config.%w", err)
+	}
 	return nil
 }
 
@@ -145,10 +169,24 @@ type Call struct {
 	TranscriptionID string `json:"transcription_id,omitempty"`
 	// JobID is webhook_metadata.job_id, when the metadata was valid.
 	JobID string `json:"job_id,omitempty"`
-	// Status is the HTTP status the call was answered with; Error the
-	// detail.code when it is not 200.
+	// Status is the HTTP status the call was answered with (for an
+	// accepted call whose answer was lost, the 200 it would have had);
+	// Error the detail.code when it is not 200.
 	Status int    `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Accepted is true when the job started: it is billed, whatever
+	// became of the answer.
+	Accepted bool `json:"accepted"`
+	// AnswerLost is true when an accepted call's answer never reached the
+	// client: the connection was reset, or the client gave up during a
+	// stall.
+	AnswerLost bool `json:"answer_lost,omitempty"`
+	// Faults are the injected faults this call drew (see Faults), e.g.
+	// "status_500", "too_many_concurrent", "reset_after_accept",
+	// "drop_webhook".
+	Faults []string `json:"faults,omitempty"`
+	// Slots is what the accepted job counts against MaxConcurrent.
+	Slots int `json:"slots,omitempty"`
 	// Webhook is true for webhook=true calls.
 	Webhook bool `json:"webhook"`
 	// Input is "file", "source_url" or "cloud_storage_url" (empty if none).
@@ -159,10 +197,17 @@ type Call struct {
 	AudioDurationSecs float64 `json:"audio_duration_secs,omitempty"`
 	// Delivery is the webhook's fate for accepted webhook calls: "pending",
 	// "delivered" (any 2xx), "failed" (another status or a transport
-	// error; never retried) or "canceled" (Close gave up waiting).
+	// error; never retried), "dropped" (a DropWebhooks fault) or
+	// "canceled" (Close gave up waiting). It describes the first POST;
+	// Deliveries counts them all, duplicates included.
 	Delivery       string `json:"delivery,omitempty"`
 	DeliveryStatus int    `json:"delivery_status,omitempty"`
 	DeliveryError  string `json:"delivery_error,omitempty"`
+	Deliveries     int    `json:"deliveries,omitempty"`
+	// DeliveredAt is when the first webhook POST ended (answered or
+	// failed); AnsweredAt when the convert answer was written.
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	AnsweredAt  time.Time `json:"answered_at,omitzero"`
 }
 
 // Server is the emulator. Create it with New; serve Handler().
@@ -178,9 +223,12 @@ type Server struct {
 
 	mu          sync.Mutex
 	closed      bool
-	active      int // accepted jobs still processing
+	slots       int // slots of accepted jobs still processing
 	ledger      []Call
 	transcripts map[string]*result
+	faults      Faults
+	rng         *rand.Rand
+	stats       Stats
 }
 
 // New returns a Server for cfg.
@@ -196,12 +244,19 @@ func New(cfg Config) (*Server, error) {
 		base:        base,
 		cancel:      cancel,
 		transcripts: map[string]*result{},
+		faults:      cfg.Faults,
+		rng:         rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		stats:       Stats{Seed: cfg.Seed, MaxConcurrent: cfg.MaxConcurrent, Injected: map[string]int{}, Refused: map[int]int{}},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/speech-to-text", s.handleConvert)
 	mux.HandleFunc("GET /v1/speech-to-text/transcripts/{transcription_id}", s.handleGetTranscript)
 	mux.HandleFunc("DELETE /v1/speech-to-text/transcripts/{transcription_id}", s.handleDeleteTranscript)
 	mux.HandleFunc("GET /emulator/ledger", s.handleLedger)
+	mux.HandleFunc("GET /emulator/ledger/jobs", s.handleJobs)
+	mux.HandleFunc("GET /emulator/stats", s.handleStats)
+	mux.HandleFunc("GET /emulator/faults", s.handleGetFaults)
+	mux.HandleFunc("PUT /emulator/faults", s.handlePutFaults)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -212,6 +267,9 @@ func New(cfg Config) (*Server, error) {
 		})
 	})
 	s.mux = mux
+	if cfg.Faults.active() {
+		s.log.Info("emulator: injecting faults", "seed", cfg.Seed, "faults", cfg.Faults)
+	}
 	return s, nil
 }
 
@@ -240,26 +298,22 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// Ledger returns every convert call so far, oldest first.
-func (s *Server) Ledger() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.ledger)
-}
-
-func (s *Server) handleLedger(w http.ResponseWriter, _ *http.Request) {
-	calls := s.Ledger()
-	if calls == nil {
-		calls = []Call{}
-	}
-	writeJSON(w, http.StatusOK, calls)
-}
-
 // record appends c to the ledger and returns its index.
 func (s *Server) record(c Call) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.recordLocked(c)
+}
+
+// recordLocked is record with s.mu held.
+func (s *Server) recordLocked(c Call) int {
 	s.ledger = append(s.ledger, c)
+	s.stats.Calls++
+	if c.Accepted {
+		s.stats.Accepted++
+	} else {
+		s.stats.Refused[c.Status]++
+	}
 	return len(s.ledger) - 1
 }
 

@@ -20,6 +20,12 @@ type apiError struct {
 	code    string
 	message string
 	param   string
+	// legacy is detail.status when it differs from code, as on the 429s
+	// (too_many_concurrent_requests / concurrent_limit_exceeded).
+	legacy string
+	// html sends a proxy's HTML error page instead of the JSON body, as a
+	// load balancer in front of the API does on 502 and 504.
+	html bool
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -43,7 +49,19 @@ type errorDetail struct {
 }
 
 func writeError(w http.ResponseWriter, requestID string, e *apiError) {
+	if e.html {
+		w.Header().Set("request-id", requestID)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(e.status)
+		title := itoa(e.status) + " " + http.StatusText(e.status)
+		_, _ = w.Write([]byte("<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" +
+			title + "</h1></center>\r\n</body>\r\n</html>\r\n"))
+		return
+	}
 	d := errorDetail{Type: e.typ, Code: e.code, Message: e.message, Status: e.code, RequestID: requestID}
+	if e.legacy != "" {
+		d.Status = e.legacy
+	}
 	if e.param != "" {
 		p := e.param
 		d.Param = &p

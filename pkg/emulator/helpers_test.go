@@ -78,15 +78,27 @@ type receiver struct {
 type delivery struct {
 	header http.Header
 	body   []byte
+	at     time.Time // arrival
 }
 
 func newReceiver(t *testing.T, status int) *receiver {
 	t.Helper()
+	return newHookReceiver(t, status, nil)
+}
+
+// newHookReceiver is newReceiver calling hook (when not nil) with each
+// delivery as it arrives, before it is answered.
+func newHookReceiver(t *testing.T, status int, hook func(delivery)) *receiver {
+	t.Helper()
 	rc := &receiver{status: status}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		d := delivery{header: r.Header.Clone(), body: body, at: time.Now()}
+		if hook != nil {
+			hook(d)
+		}
 		rc.mu.Lock()
-		rc.got = append(rc.got, delivery{header: r.Header.Clone(), body: body})
+		rc.got = append(rc.got, d)
 		rc.mu.Unlock()
 		w.WriteHeader(rc.status)
 	}))

@@ -44,16 +44,18 @@ type source struct {
 	seed     [32]byte
 	comment  string // normalised; "" means pseudo-words
 	duration float64
+	channels int // from a WAV header; 1 when unknown
 }
 
 // fileSource derives the source of an uploaded file from its sha256, its
 // size and the result of reading it as a WAV (hdr is ignored if err != nil).
 func fileSource(sum [32]byte, size int64, hdr *audio.WAVHeader, err error) source {
-	src := source{seed: sum, duration: defaultDurationSecs}
+	src := source{seed: sum, duration: defaultDurationSecs, channels: 1}
 	if err != nil || hdr == nil {
 		return src
 	}
 	src.comment = normalise(hdr.Comment)
+	src.channels = max(1, hdr.Channels)
 	if hdr.Duration > 0 && hdr.DataBytes > 0 {
 		// A streamed WAV declares 0xFFFFFFFF data bytes; count what is there.
 		data := min(hdr.DataBytes, max(0, size-hdr.DataOffset))
@@ -64,7 +66,7 @@ func fileSource(sum [32]byte, size int64, hdr *audio.WAVHeader, err error) sourc
 
 // urlSource seeds a transcript from a source_url (nothing is fetched).
 func urlSource(u string) source {
-	return source{seed: sha256.Sum256([]byte(u)), duration: defaultDurationSecs}
+	return source{seed: sha256.Sum256([]byte(u)), duration: defaultDurationSecs, channels: 1}
 }
 
 func normalise(s string) string { return strings.Join(strings.Fields(s), " ") }

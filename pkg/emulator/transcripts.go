@@ -32,11 +32,37 @@ func (s *Server) handleGetTranscript(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("transcription_id")
 	res := s.lookup(id)
-	if res == nil {
-		writeError(w, reqID, notFound(id))
-		return
+	s.mu.Lock()
+	s.stats.TranscriptGets++
+	var fault *apiError
+	switch {
+	case res == nil:
+	case s.lostLocked(res):
+		s.stats.TranscriptsLost++
+		res = nil
+	case s.chance(s.faults.TranscriptErrors):
+		s.stats.TranscriptErrors++
+		fault = statusError([]int{500, 502, 503}[s.rng.IntN(3)])
 	}
-	writeJSON(w, http.StatusOK, res.chunk())
+	s.mu.Unlock()
+	switch {
+	case fault != nil:
+		writeError(w, reqID, fault)
+	case res == nil:
+		writeError(w, reqID, notFound(id))
+	default:
+		writeJSON(w, http.StatusOK, res.chunk())
+	}
+}
+
+// lostLocked reports whether a finished transcript is lost at ElevenLabs
+// (LostTranscripts), drawing it the first time; s.mu held.
+func (s *Server) lostLocked(res *result) bool {
+	if !res.lostDrawn {
+		res.lostDrawn = true
+		res.lost = s.chance(s.faults.LostTranscripts)
+	}
+	return res.lost
 }
 
 func (s *Server) handleDeleteTranscript(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +75,7 @@ func (s *Server) handleDeleteTranscript(w http.ResponseWriter, r *http.Request) 
 	id := r.PathValue("transcription_id")
 	s.mu.Lock()
 	res, ok := s.transcripts[id]
-	found := ok && res.ready && res.retain
+	found := ok && res.ready && res.retain && !s.lostLocked(res)
 	if found {
 		delete(s.transcripts, id)
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,4 +55,12 @@ func (q *Queue) SinkConsumer(ctx context.Context, maxAckPending int) (jetstream.
 		return nil, fmt.Errorf("queue: ensure consumer %s: %w", ConsumerSink, err)
 	}
 	return c, nil
+}
+
+// ConsumerGone reports whether err means the consumer a fetch used no
+// longer exists or stopped answering, so the caller should create it again
+// rather than keep fetching from nothing.
+func ConsumerGone(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat)
 }

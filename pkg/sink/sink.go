@@ -85,17 +85,34 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 			s.log.Warn("fetch events failed", "err", err)
 			sleep(ctx, time.Second)
+			cons = s.recreate(ctx, cons, err)
 			continue
 		}
 		var msgs []jetstream.Msg
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
+		cons = s.recreate(ctx, cons, batch.Error())
 		if len(msgs) > 0 {
 			s.process(work, msgs)
 		}
 	}
 	return nil
+}
+
+// recreate makes the consumer again when err says it is gone (deleted by
+// hand, lost with a server's state): fetching from it would wait forever.
+func (s *Sink) recreate(ctx context.Context, cons jetstream.Consumer, err error) jetstream.Consumer {
+	if err == nil || !queue.ConsumerGone(err) || ctx.Err() != nil {
+		return cons
+	}
+	c, cerr := s.q.SinkConsumer(ctx, 10*s.cfg.BatchSize)
+	if cerr != nil {
+		s.log.Error("consumer gone and not recreated; retrying", "err", cerr)
+		return cons
+	}
+	s.log.Warn("consumer was gone; recreated", "cause", err)
+	return c
 }
 
 type item struct {

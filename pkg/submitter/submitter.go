@@ -160,6 +160,7 @@ func (s *Submitter) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
 			}
+			cons = s.recreate(ctx, cons, err)
 			continue
 		}
 		got := 0
@@ -177,10 +178,26 @@ func (s *Submitter) Run(ctx context.Context) error {
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			s.log.Debug("fetch ended", "err", err)
+			cons = s.recreate(ctx, cons, err)
 		}
 	}
 	s.log.Info("submitter stopping: waiting for in-flight calls", "timeout", s.cfg.ShutdownTimeout)
 	return nil
+}
+
+// recreate makes the consumer again when err says it is gone: fetching
+// from a deleted consumer would wait forever.
+func (s *Submitter) recreate(ctx context.Context, cons jetstream.Consumer, err error) jetstream.Consumer {
+	if !queue.ConsumerGone(err) || ctx.Err() != nil {
+		return cons
+	}
+	c, cerr := s.q.SubmitterConsumer(ctx, 2*s.cfg.Concurrency)
+	if cerr != nil {
+		s.log.Error("consumer gone and not recreated; retrying", "err", cerr)
+		return cons
+	}
+	s.log.Warn("consumer was gone; recreated", "cause", err)
+	return c
 }
 
 // claim is the SUBMISSIONS record of a job.
