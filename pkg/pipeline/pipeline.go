@@ -59,6 +59,12 @@ type Config struct {
 	EmulatorAddr string
 	// EmulatorDelay before each webhook. Default 200ms.
 	EmulatorDelay time.Duration
+	// EmulatorFaults are injected by the emulator (tests and demos of
+	// failure handling); EmulatorSeed makes them repeatable.
+	EmulatorFaults emulator.Faults
+	EmulatorSeed   uint64
+	// InDoubtGrace of the submitter (default 15 minutes).
+	InDoubtGrace time.Duration
 	// Concurrency of the submitter. Default 4.
 	Concurrency int
 	// MaxConcurrent is the shared ElevenLabs concurrency limit; 0 turns it off.
@@ -176,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		}
 		p.Emulator, err = emulator.New(emulator.Config{
 			WebhookURL: p.IngressURL, WebhookSecret: secrets[0], WebhookDelay: cfg.EmulatorDelay,
-			Logger: log.With("process", "emulator"),
+			Faults: cfg.EmulatorFaults, Seed: cfg.EmulatorSeed, Logger: log.With("process", "emulator"),
 		})
 		if err != nil {
 			_ = ingLn.Close()
@@ -219,7 +225,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		lim = slots.New(p.Queue.Slots, slots.Config{Max: cfg.MaxConcurrent, Logger: log.With("process", "submitter")})
 	}
 	sub, err := submitter.New(p.Queue, api, submitter.Config{
-		Concurrency: cfg.Concurrency, Slots: lim, Logger: log.With("process", "submitter"),
+		Concurrency: cfg.Concurrency, Slots: lim, InDoubtGrace: cfg.InDoubtGrace, Logger: log.With("process", "submitter"),
 	})
 	if err != nil {
 		return p, err
