@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,9 +35,12 @@ func (q *Queue) PublishJob(ctx context.Context, j *event.Job) (duplicate bool, e
 
 // PublishEvent puts an event on EVENTS with its message id. An event whose
 // JSON exceeds ClaimCheckBytes is stored whole in the PAYLOADS object store
-// first, under its message id, and the message carries only a reference:
+// first, under a name of its own, and the message carries only a reference:
 // the object is written before the reference is published, so a crash in
-// between leaves an orphan, never a dangling reference.
+// between leaves an orphan (expired by the bucket's TTL), never a dangling
+// reference. When JetStream already had the message (a duplicate webhook,
+// a recovery racing its webhook), this publish's object is deleted at once:
+// the stored message references its own.
 func (q *Queue) PublishEvent(ctx context.Context, e *event.Event) error {
 	if e.V == 0 {
 		e.V = event.Version
@@ -48,23 +53,38 @@ func (q *Queue) PublishEvent(ctx context.Context, e *event.Event) error {
 		return fmt.Errorf("queue: encode %s event for job %s: %w", e.Type, e.JobID, err)
 	}
 	msgID := e.MsgID()
+	var name string
 	if len(data) > q.cfg.ClaimCheckBytes {
-		name := payloadName(msgID)
+		name = payloadName(msgID)
 		if _, err := q.Payloads.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("queue: store claim check %s: %w", name, err)
 		}
 		ref := *e
-		ref.Transcription, ref.WebhookMetadata, ref.Job = nil, nil, nil
+		ref.Transcription, ref.WebhookMetadata, ref.Job, ref.DeadLetter = nil, nil, nil, nil
 		ref.PayloadRef = name
 		if data, err = json.Marshal(&ref); err != nil {
 			return fmt.Errorf("queue: encode claim check for %s: %w", msgID, err)
 		}
 	}
-	_, err = q.publish(ctx, e.Type.Subject(), data, msgID)
-	return err
+	ack, err := q.publish(ctx, e.Type.Subject(), data, msgID)
+	if err != nil {
+		return err
+	}
+	if ack.Duplicate && name != "" {
+		if err := q.ReleasePayload(ctx, name); err != nil {
+			q.cfg.Logger.Warn("could not delete the claim check of a duplicate", "ref", name, "err", err)
+		}
+	}
+	return nil
 }
 
-func payloadName(msgID string) string { return "event/" + msgID }
+// payloadName is unique per publish, so that a duplicate's object can be
+// deleted without touching the one the stored message references.
+func payloadName(msgID string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "event/" + msgID + "/" + hex.EncodeToString(b[:])
+}
 
 // ErrPayloadMissing means a claim-check reference names an object that is
 // not (or no longer) in the PAYLOADS bucket.

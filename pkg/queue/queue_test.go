@@ -98,3 +98,25 @@ func TestClaimCheck(t *testing.T) {
 	require.JSONEq(t, string(small), string(got[0].Transcription))
 	require.JSONEq(t, string(big), string(got[1].Transcription))
 }
+
+// A duplicate of a large event leaves no object behind: only the stored
+// message's claim check remains.
+func TestDuplicateClaimCheckLeavesNoOrphan(t *testing.T) {
+	t.Parallel()
+	q := open(t, queue.Config{ClaimCheckBytes: 1024})
+	ctx := context.Background()
+	big := json.RawMessage(`{"text":"` + strings.Repeat("word ", 2000) + `"}`)
+	for range 3 {
+		require.NoError(t, q.PublishEvent(ctx, &event.Event{Type: event.TypeCompleted, RequestID: "dup", Transcription: big}))
+	}
+	objs, err := q.Payloads.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	st, err := q.JS.Stream(ctx, event.StreamEvents)
+	require.NoError(t, err)
+	m, err := st.GetLastMsgForSubject(ctx, event.TypeCompleted.Subject())
+	require.NoError(t, err)
+	ev, err := event.Decode(m.Data)
+	require.NoError(t, err)
+	require.Equal(t, objs[0].Name, ev.PayloadRef, "the survivor is the one the message references")
+}
