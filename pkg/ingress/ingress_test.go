@@ -29,12 +29,7 @@ type testBundle struct {
 
 func setup(t *testing.T, cfg ingress.Config) *testBundle {
 	t.Helper()
-	s := natstest.Server(t)
-	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
-	require.NoError(t, err)
-	q, err := queue.Open(context.Background(), nc, queue.Config{ClaimCheckBytes: 4096})
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
+	q := natstest.Queue(t, queue.Config{ClaimCheckBytes: 4096})
 	if cfg.Secrets == nil {
 		cfg.Secrets = []string{"whsec_new", "whsec_old"}
 	}

@@ -52,12 +52,7 @@ func TestSubmit(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s := natstest.Server(t)
-	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
-	require.NoError(t, err)
-	q, err := queue.Open(ctx, nc, queue.Config{})
-	require.NoError(t, err)
-	defer q.Close()
+	q := natstest.Queue(t, queue.Config{})
 
 	dir := t.TempDir()
 	var wav bytes.Buffer

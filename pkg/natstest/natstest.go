@@ -3,11 +3,13 @@
 package natstest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/scribeq/scribeq/pkg/natsembed"
+	"github.com/scribeq/scribeq/pkg/queue"
 )
 
 // Server starts a fresh JetStream server for t and returns it.
@@ -22,4 +24,22 @@ func Server(t testing.TB) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// Queue starts a fresh server for t and returns the queue opened on it with
+// cfg, closed in t.Cleanup.
+func Queue(t testing.TB, cfg queue.Config) *queue.Queue {
+	t.Helper()
+	s := Server(t)
+	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	q, err := queue.Open(context.Background(), nc, cfg)
+	if err != nil {
+		nc.Close()
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(q.Close)
+	return q
 }

@@ -15,16 +15,7 @@ import (
 	"github.com/scribeq/scribeq/pkg/queue"
 )
 
-func open(t *testing.T, cfg queue.Config) *queue.Queue {
-	t.Helper()
-	s := natstest.Server(t)
-	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
-	require.NoError(t, err)
-	q, err := queue.Open(context.Background(), nc, cfg)
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
-	return q
-}
+func open(t *testing.T, cfg queue.Config) *queue.Queue { return natstest.Queue(t, cfg) }
 
 func TestOpenIsIdempotent(t *testing.T) {
 	t.Parallel()

@@ -55,12 +55,7 @@ func setup(t *testing.T, qcfg queue.Config) *bundle {
 	require.NoError(t, err)
 	t.Cleanup(b.db.Close)
 
-	ns := natstest.Server(t)
-	nc, err := queue.Connect(ns.ClientURL(), t.Name(), nil)
-	require.NoError(t, err)
-	b.q, err = queue.Open(ctx, nc, qcfg)
-	require.NoError(t, err)
-	t.Cleanup(b.q.Close)
+	b.q = natstest.Queue(t, qcfg)
 
 	// The webhook endpoint is down: every delivery fails, and ElevenLabs
 	// (like the emulator) never retries it.

@@ -14,16 +14,7 @@ import (
 	"github.com/scribeq/scribeq/pkg/slots"
 )
 
-func openQueue(t *testing.T) *queue.Queue {
-	t.Helper()
-	s := natstest.Server(t)
-	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
-	require.NoError(t, err)
-	q, err := queue.Open(context.Background(), nc, queue.Config{})
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
-	return q
-}
+func openQueue(t *testing.T) *queue.Queue { return natstest.Queue(t, queue.Config{}) }
 
 func TestCost(t *testing.T) {
 	t.Parallel()

@@ -63,12 +63,7 @@ func setup(t *testing.T, fn func(jobID string, n int) (*elevenlabs.ConvertRespon
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	s := natstest.Server(t)
-	nc, err := queue.Connect(s.ClientURL(), t.Name(), nil)
-	require.NoError(t, err)
-	q, err := queue.Open(ctx, nc, queue.Config{})
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
+	q := natstest.Queue(t, queue.Config{})
 	api := &fakeAPI{calls: map[string]int{}, bytes: map[string]int{}, fn: fn}
 	sub, err := submitter.New(q, api, cfg)
 	require.NoError(t, err)
