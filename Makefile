@@ -27,6 +27,14 @@ dev: build ## Run every worker in one process until Ctrl-C
 test: ## Run the test suite with the race detector (Postgres: TEST_DATABASE_URL, else Docker, else a throwaway local cluster)
 	$(GO) test -race -count=1 -timeout 30m $(if $(T),-run '$(T)') $(PKG)
 
+.PHONY: chaos
+chaos: ## The fault suite at full size: real processes killed, NATS and Postgres restarted, faulty provider; prints one line per scenario
+	CHAOS_JOBS=full $(GO) test -tags chaos -count=1 -v -run 'TestChaos$(if $(T),/$(T))' -timeout 3h ./pkg/chaos/
+
+.PHONY: chaos-ci
+chaos-ci: ## The fault suite at CI size (what .ci/run runs)
+	$(GO) test -tags chaos -count=1 -v -run 'TestChaos$(if $(T),/$(T))' -timeout 60m ./pkg/chaos/
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
