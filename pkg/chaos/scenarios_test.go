@@ -81,13 +81,15 @@ var scenarios = []chaos.Scenario{
 		// 1% accepted and then the connection reset (billed, answer lost),
 		// 1% answers stalled 30 s. Every job must still complete, each
 		// billed once: a lost answer is settled by its webhook.
-		Name:   "provider_faults",
-		CIJobs: 500, FullJobs: 10000,
+		Name: "provider_faults",
+		// 1,000: at 1% a kind of fault is drawn ten times on average, so
+		// that none is missing by chance (that would fail the run).
+		CIJobs: 1000, FullJobs: 10000,
 		Configure: func(c *chaos.Config, _ int) {
 			c.EmulatorArgs = []string{"--fault-500=0.05", "--fault-429-concurrent=0.01", "--fault-429-busy=0.01",
 				"--reset-after-accept=0.01", "--stall=0.01", "--stall-for=30s"}
 		},
-		MinFaults: 50,
+		MinFaults: 20,
 		MaxTail:   2 * time.Minute,
 		Verify:    injected("status_500", "too_many_concurrent", "system_busy", "reset_after_accept", "stall"),
 	},
@@ -112,7 +114,7 @@ var scenarios = []chaos.Scenario{
 		Name:   "kill_ingress",
 		CIJobs: 600, FullJobs: 10000,
 		Configure: func(c *chaos.Config, jobs int) {
-			paced(30*time.Second)(c, jobs)
+			paced(60*time.Second)(c, jobs)
 			withReconciler(c)
 		},
 		Parallel: true,
@@ -137,7 +139,7 @@ var scenarios = []chaos.Scenario{
 		Name:   "kill_nats",
 		CIJobs: 600, FullJobs: 10000,
 		Configure: func(c *chaos.Config, jobs int) {
-			paced(60*time.Second)(c, jobs)
+			paced(75*time.Second)(c, jobs)
 			withReconciler(c)
 		},
 		Parallel: true,
