@@ -3,6 +3,7 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/scribeq/scribeq/pkg/audio"
+	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/emulator"
 	"github.com/scribeq/scribeq/pkg/pgtest"
 )
@@ -256,4 +258,35 @@ func TestCheck(t *testing.T) {
 	require.Equal(t, map[string]string{"stuck": "submitted", "missing": "missing"}, r.NotTerminal)
 	require.Equal(t, map[string]int{"invalid audio": 1}, r.FailReasons)
 	require.Contains(t, r.Summary(), "job twice billed 2 times")
+}
+
+// Each forgery is what it claims: the signature check refuses all but the
+// two that carry a valid signature, and those are oversized or not JSON.
+func TestForgeries(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	v := &elevenlabs.Verifier{Secrets: []string{webhookSecret}, Now: func() time.Time { return now }}
+	for _, k := range Forgeries {
+		body, sig := Forge(k, 7, "job-1", now, 4096)
+		err := v.Verify(sig, body)
+		switch k {
+		case Oversized:
+			require.NoError(t, err, k)
+			require.Greater(t, len(body), 4096, k)
+		case SignedNotJSON:
+			require.NoError(t, err, k)
+			require.False(t, json.Valid(body), k)
+		default:
+			require.Error(t, err, k)
+		}
+		if k != SignedNotJSON {
+			wh, err := elevenlabs.ParseWebhook(body)
+			require.NoError(t, err, "%s must look like a real webhook but for its signature", k)
+			require.True(t, strings.HasPrefix(wh.Data.RequestID, ForgedPrefix), k)
+			require.Equal(t, "job-1", elevenlabs.MetadataString(wh.Data.WebhookMetadata, "job_id"), k)
+		}
+	}
+	// The genuine article passes, so the refusals above are the forgeries'.
+	body, _ := Forge(NoSignature, 8, "job-1", now, 0)
+	require.NoError(t, v.Verify(elevenlabs.Sign(webhookSecret, now, body), body))
 }
