@@ -48,6 +48,10 @@ type Config struct {
 	// waits for a webhook proving ElevenLabs accepted it, before it is sent
 	// again (and billed again if it was). Default 15 minutes.
 	InDoubtGrace time.Duration
+	// KeyPause is how long every call stops after ElevenLabs rejects the
+	// API key (401/403); it doubles, up to 5 minutes, while the key stays
+	// wrong. Default 30s.
+	KeyPause time.Duration
 	// Slots, when set, is the concurrency limit shared with every other
 	// submitter; a job holds its slots until its webhook arrives.
 	Slots *slots.Limiter
@@ -73,6 +77,9 @@ func (c Config) withDefaults() Config {
 	if c.InDoubtGrace <= 0 {
 		c.InDoubtGrace = 15 * time.Minute
 	}
+	if c.KeyPause <= 0 {
+		c.KeyPause = 30 * time.Second
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 60 * time.Second
 	}
@@ -91,6 +98,7 @@ type Submitter struct {
 	api Converter
 	cfg Config
 	log *slog.Logger
+	key *keyGate
 }
 
 // New returns a Submitter; Run starts it.
@@ -99,7 +107,7 @@ func New(q *queue.Queue, api Converter, cfg Config) (*Submitter, error) {
 		return nil, errors.New("submitter: queue and converter are required")
 	}
 	cfg = cfg.withDefaults()
-	return &Submitter{q: q, api: api, cfg: cfg, log: cfg.Logger}, nil
+	return &Submitter{q: q, api: api, cfg: cfg, log: cfg.Logger, key: &keyGate{base: cfg.KeyPause}}, nil
 }
 
 // Run consumes jobs until ctx is canceled, then stops fetching and lets
@@ -131,6 +139,14 @@ func (s *Submitter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
+		// While the key is rejected, leave the jobs in the stream.
+		if d := s.key.paused(); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			continue
+		}
 		// Wait for one free worker, then take every other free one too.
 		select {
 		case free <- struct{}{}:
@@ -445,10 +461,24 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 		}
 		return verdict{out: retry, delay: backoff(1), reason: "open audio: " + err.Error(), calls: c.Calls}
 	}
+	if d := s.key.admit(); d > 0 {
+		closeReq()
+		freeSlots()
+		release()
+		return verdict{out: retry, delay: d}
+	}
 	resp, err := s.api.Convert(ctx, req)
 	closeReq()
+	var apiErr *elevenlabs.APIError
+	keyRejected := errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403)
+	if pause := s.key.settle(keyRejected); keyRejected {
+		freeSlots()
+		release()
+		log.Error("ElevenLabs rejected the API key: fix ELEVENLABS_API_KEY. Submitting is paused; jobs stay queued",
+			"status", apiErr.Status, "code", apiErr.Code, "message", apiErr.Message, "next_try_in", pause.Round(time.Second))
+		return verdict{out: retry, delay: pause}
+	}
 	if err != nil {
-		var apiErr *elevenlabs.APIError
 		if s.cfg.Slots != nil && errors.As(err, &apiErr) && apiErr.TooManyConcurrent() {
 			if err := s.cfg.Slots.TooMany(ctx, apiErr.MaxConcurrentRequests); err != nil {
 				log.Warn("lower concurrency limit", "err", err)
@@ -536,10 +566,6 @@ func (s *Submitter) classify(err error, log *slog.Logger) verdict {
 		return verdict{out: retry, delay: backoff(1), reason: "convert: " + err.Error()}
 	}
 	switch {
-	case apiErr.Status == 401 || apiErr.Status == 403:
-		// A wrong key would fail every job; keep them queued instead.
-		log.Error("ElevenLabs rejected the API key: fix ELEVENLABS_API_KEY; jobs stay queued", "status", apiErr.Status)
-		return verdict{out: retry, delay: 30 * time.Second}
 	case apiErr.TooManyConcurrent():
 		// Wait for a slot: this is our pacing, not the job's failure.
 		d := apiErr.RetryAfter

@@ -262,3 +262,76 @@ func TestLostAnswerIsNotRetriedBlindly(t *testing.T) {
 	require.Equal(t, "req-lost-answer", ev.RequestID)
 	require.Equal(t, 1, b.api.count("j9"))
 }
+
+// A rejected key pauses all calls: no job fails, at most one call at a time
+// probes the key while it is wrong, and the queue drains once it is fixed.
+func TestRejectedKeyPausesSubmitting(t *testing.T) {
+	t.Parallel()
+	var (
+		mu                    sync.Mutex
+		keyOK, rejected       bool
+		inFlight, maxInFlight int
+	)
+	b := setup(t, func(jobID string, n int) (*elevenlabs.ConvertResponse, error) {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		good := keyOK
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			rejected = rejected || !good
+			mu.Unlock()
+		}()
+		if good {
+			return ok(jobID, n)
+		}
+		time.Sleep(5 * time.Millisecond) // ElevenLabs' latency, so overlapping calls would show
+		return nil, &elevenlabs.APIError{Status: 401, Code: "invalid_api_key", Message: "Invalid API key"}
+	}, submitter.Config{Concurrency: 4, KeyPause: 20 * time.Millisecond})
+	calls := func() int {
+		b.api.mu.Lock()
+		defer b.api.mu.Unlock()
+		n := 0
+		for _, c := range b.api.calls {
+			n += c
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-b.ctx.Done():
+				t.Fatal(what)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	// One job meets the wrong key first; the rest arrive while it is known
+	// to be wrong, with four workers free to send them at once.
+	b.addJob(t, "k0", []byte("audio"))
+	waitFor("the key was never tried", func() bool { mu.Lock(); defer mu.Unlock(); return rejected })
+	ids := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"}
+	for _, id := range ids[1:] {
+		b.addJob(t, id, []byte("audio"))
+	}
+	// Probes after pauses of 20, 40, 80, 160 ms…
+	waitFor("the key was never probed again", func() bool { return calls() >= 6 })
+	mu.Lock()
+	most := maxInFlight
+	keyOK = true
+	mu.Unlock()
+	require.Equal(t, 1, most, "while the key is wrong, one call at a time probes it")
+	for _, id := range ids {
+		waitFor("job "+id+" never sent", func() bool {
+			e, err := b.q.Submissions.Get(b.ctx, id)
+			return err == nil && bytes.Contains(e.Value(), []byte(`"request_id":"req-`+id+`"`))
+		})
+	}
+	st, err := b.q.JS.Stream(b.ctx, event.StreamEvents)
+	require.NoError(t, err)
+	_, err = st.GetLastMsgForSubject(b.ctx, event.TypeFailed.Subject())
+	require.ErrorIs(t, err, jetstream.ErrMsgNotFound, "a wrong key fails no job")
+}
