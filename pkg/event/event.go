@@ -92,6 +92,25 @@ type Source struct {
 	URL string `json:"url,omitempty"`
 	// DurationSecs is the audio duration when intake could read it; 0 means unknown.
 	DurationSecs float64 `json:"duration_secs,omitempty"`
+	// Format is what intake found the content to be (wav, mp3, flac, ogg,
+	// m4a, mp4, webm, …), from its magic bytes; empty when unknown.
+	Format string `json:"format,omitempty"`
+	// Archive and Entry name the archive file and the entry inside it when
+	// the audio came out of a .zip or .tar(.gz).
+	Archive string `json:"archive,omitempty"`
+	Entry   string `json:"entry,omitempty"`
+}
+
+// Pricing is what intake assumed one audio hour of this job costs, so the
+// database can state cost without knowing the configuration.
+type Pricing struct {
+	// PerHour is the plan's price of one audio hour, before surcharges.
+	PerHour float64 `json:"per_hour"`
+	// Multiplier is 1 plus every surcharge the job's options incur
+	// (keyterms +0.2, entity detection +0.3, …).
+	Multiplier float64 `json:"multiplier"`
+	// Currency of PerHour, e.g. USD.
+	Currency string `json:"currency,omitempty"`
 }
 
 // Options are the transcription options of a job. The zero value of each
@@ -108,13 +127,16 @@ type Options struct {
 
 // Job is the message on JOBS: one recording to transcribe.
 type Job struct {
-	V        int               `json:"v"`
-	JobID    string            `json:"job_id"`
-	BatchID  string            `json:"batch_id,omitempty"`
-	Source   Source            `json:"source"`
-	Options  Options           `json:"options"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	At       time.Time         `json:"at"`
+	V       int    `json:"v"`
+	JobID   string `json:"job_id"`
+	BatchID string `json:"batch_id,omitempty"`
+	// BatchName is the user's name for the batch (submit --batch).
+	BatchName string            `json:"batch_name,omitempty"`
+	Source    Source            `json:"source"`
+	Pricing   *Pricing          `json:"pricing,omitempty"`
+	Options   Options           `json:"options"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	At        time.Time         `json:"at"`
 }
 
 // Validate checks the fields every worker relies on.
