@@ -131,6 +131,12 @@ type ConvertRequest struct {
 	TimestampsGranularity string
 	Diarize               *bool
 	Keyterms              []string
+	// UseMultiChannel transcribes each channel separately (at most 5); each
+	// channel is billed at the full duration.
+	UseMultiChannel bool
+	// EntityDetection is "all", a category (pii, phi, pci, other,
+	// offensive_language) or an entity type; empty sends nothing.
+	EntityDetection string
 
 	// Webhook makes the call return early; the result arrives by webhook.
 	Webhook bool

@@ -570,3 +570,23 @@ func TestConvertFileReaderShapes(t *testing.T) {
 		})
 	}
 }
+
+func TestConvertSendsMultichannelAndEntityDetection(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{body: `{"message":"ok","request_id":"r"}`}
+	c, _ := newTestClient(t, rec)
+	_, err := c.Convert(t.Context(), &elevenlabs.ConvertRequest{
+		ModelID:         "scribe_v2",
+		SourceURL:       "https://example.com/a.mp3",
+		UseMultiChannel: true,
+		EntityDetection: "pii",
+	})
+	require.NoError(t, err)
+	s := requireSingleRequest(t, rec)
+	require.Equal(t, []part{
+		textPart("model_id", "scribe_v2"),
+		textPart("use_multi_channel", "true"),
+		textPart("entity_detection", "pii"),
+		textPart("source_url", "https://example.com/a.mp3"),
+	}, s.Parts)
+}

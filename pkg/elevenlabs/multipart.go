@@ -100,6 +100,12 @@ func (r *ConvertRequest) encode() (*form, error) {
 	if r.Diarize != nil {
 		field("diarize", strconv.FormatBool(*r.Diarize))
 	}
+	if r.UseMultiChannel {
+		field("use_multi_channel", "true")
+	}
+	if r.EntityDetection != "" {
+		field("entity_detection", r.EntityDetection)
+	}
 	if r.SourceURL != "" {
 		field("source_url", r.SourceURL)
 	}

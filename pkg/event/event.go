@@ -123,6 +123,12 @@ type Options struct {
 	Timestamps     string   `json:"timestamps,omitempty"`
 	TagAudioEvents *bool    `json:"tag_audio_events,omitempty"`
 	Keyterms       []string `json:"keyterms,omitempty"`
+	// MultiChannel transcribes each channel on its own (use_multi_channel);
+	// every channel is billed.
+	MultiChannel bool `json:"multi_channel,omitempty"`
+	// EntityDetection asks for entities: all, pii, phi, pci, other,
+	// offensive_language, or one entity type (+30% cost).
+	EntityDetection string `json:"entity_detection,omitempty"`
 }
 
 // Job is the message on JOBS: one recording to transcribe.

@@ -596,6 +596,8 @@ func (s *Submitter) request(ctx context.Context, job *event.Job, attempt string)
 		NumSpeakers:           o.NumSpeakers,
 		TimestampsGranularity: o.Timestamps,
 		Keyterms:              o.Keyterms,
+		UseMultiChannel:       o.MultiChannel,
+		EntityDetection:       o.EntityDetection,
 		Webhook:               true,
 		WebhookID:             s.cfg.WebhookID,
 		WebhookMetadata:       map[string]string{"job_id": job.JobID, "attempt_id": attempt},
