@@ -1,9 +1,17 @@
-// Package intake turns what a user names — files, folders, https URLs — into
-// jobs: local audio is streamed into the AUDIO object store under its sha256,
-// and each job goes onto JOBS with a `queued` event beside it.
+// Package intake turns what a user names — files, folders, globs, lists of
+// paths on stdin, CSV and JSONL manifests, .zip and .tar(.gz) archives, https
+// URLs — into jobs: local audio is streamed into the AUDIO object store under
+// its sha256, and each job goes onto JOBS with a `queued` event beside it.
+//
+// It works in two phases so a caller can show the cost before paying:
+//
+//	plan, err := in.Scan(ctx, req, onItem)    // read every item once: hash, probe, classify
+//	fmt.Println(plan.Totals.Cost)             // estimate
+//	results, err := plan.Queue(ctx, onProgress) // store objects, publish jobs
 //
 // A job's id is derived from the audio (its hash, or the URL) and the
-// options, so submitting the same thing again is recognised and skipped.
+// options, so submitting the same thing again is recognised and skipped, and
+// an interrupted submit run again finishes what it had started (see claim.go).
 package intake
 
 import (
@@ -14,315 +22,172 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
-	"sort"
+	"regexp"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/scribeq/scribeq/pkg/audio"
 	"github.com/scribeq/scribeq/pkg/event"
 	"github.com/scribeq/scribeq/pkg/queue"
 )
 
 // Request is one submit call.
 type Request struct {
-	// Sources are files, folders (searched recursively for audio and video
-	// files) and https URLs.
+	// Sources are, in any mix: files; folders (searched recursively, skipping
+	// dot-files); globs the shell did not expand (`calls/**/*.mp3`); "-" for
+	// a list of paths or URLs read from Stdin; manifests (.csv, .jsonl);
+	// archives (.zip, .tar, .tar.gz, .tgz); https URLs.
 	Sources []string
+	// Stdin is read when a source is "-": one path or URL per line, blank
+	// lines and lines starting with # ignored.
+	Stdin io.Reader
+	// Include and Exclude are doublestar globs (`*.mp3`, `2024/**/*.wav`)
+	// applied to files found in folders or by globs, and to archive
+	// entries. A pattern without a slash matches the base name; one with a
+	// slash matches the path relative to the folder, the glob's fixed
+	// prefix, or the archive root. Empty Include admits everything.
+	Include, Exclude []string
+	// Options apply to every item; a manifest row's options override them.
 	Options event.Options
-	// Metadata is stored with every job; it does not change the job id.
+	// Metadata is stored with every job; a manifest row's metadata is
+	// merged over it. It does not change the job id.
 	Metadata map[string]string
-	// Batch names this submit call; default a timestamp.
+	// Batch names this submit call; default: the first source's name and
+	// today's date ("calls.zip 2026-05-03").
 	Batch string
 	// Force queues again what was already submitted (as new jobs).
 	Force bool
 }
 
-// Status is what happened to one source.
-type Status string
-
-const (
-	Queued    Status = "queued"
-	Duplicate Status = "already-submitted"
-	Skipped   Status = "skipped"
-	Failed    Status = "error"
-)
-
-// Result reports one item.
-type Result struct {
-	Source string `json:"source"`
-	JobID  string `json:"job_id,omitempty"`
-	Status Status `json:"status"`
-	Reason string `json:"reason,omitempty"`
-	Bytes  int64  `json:"bytes,omitempty"`
+// Config configures an Intake. The zero value is usable.
+type Config struct {
+	// Limits refuse items before upload. Defaults: see Limits.
+	Limits Limits
+	// Pricing prices the estimate and is stored on every job. Defaults: see Pricing.
+	Pricing Pricing
+	// Process names this worker in events. Default "submit".
+	Process string
+	// Logger; default discard.
+	Logger *slog.Logger
 }
 
-// Intake submits jobs.
+func (c Config) withDefaults() Config {
+	c.Limits = c.Limits.withDefaults()
+	c.Pricing = c.Pricing.withDefaults()
+	if c.Process == "" {
+		c.Process = "submit"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	return c.Pricing.validate()
+}
+
+// Intake submits jobs. It is safe for concurrent use; each Scan makes its
+// own Plan.
 type Intake struct {
 	q   *queue.Queue
+	cfg Config
 	log *slog.Logger
-	// Process names this worker in events.
+	// Process names this worker in events (kept settable for callers of New).
 	Process string
 }
 
-// New returns an Intake.
+// New returns an Intake with the default Config.
 func New(q *queue.Queue, logger *slog.Logger) *Intake {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Intake{q: q, log: logger, Process: "submit"}
+	in, _ := NewWithConfig(q, Config{Logger: logger}) // defaults always validate
+	return in
 }
 
-// Validate checks options before anything is read or sent.
+// NewWithConfig returns an Intake configured by cfg, or an error naming the
+// bad field.
+func NewWithConfig(q *queue.Queue, cfg Config) (*Intake, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("intake: %w", err)
+	}
+	return &Intake{q: q, cfg: cfg, log: cfg.Logger, Process: cfg.Process}, nil
+}
+
+// Config returns the configuration in use, defaults filled in.
+func (in *Intake) Config() Config { return in.cfg }
+
+// Submit scans and queues every source and reports each item, in the order
+// the sources named them. onResult, if set, is called as each item is
+// settled (skipped items during the scan, the rest as they are queued). The
+// error is only for failures that stop the whole call (a bad option, NATS
+// unreachable, ctx done); a bad item is reported in its Result and the rest
+// go on.
+func (in *Intake) Submit(ctx context.Context, req Request, onResult func(Result)) ([]Result, error) {
+	plan, err := in.Scan(ctx, req, func(r Result) {
+		if r.Status != Ready && onResult != nil {
+			onResult(r)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return plan.Queue(ctx, func(p Progress) {
+		if p.Result != nil && onResult != nil {
+			onResult(*p.Result)
+		}
+	})
+}
+
+// Validate checks options before anything is read or sent, and fills in
+// the default model. Its errors name the CLI flag.
 func Validate(o *event.Options) error {
+	return validate(o, func(name string) string { return "--" + name })
+}
+
+// validate checks o; field names the option as the user wrote it (a flag,
+// a manifest column).
+func validate(o *event.Options, field func(string) string) error {
 	if o.Model == "" {
 		o.Model = "scribe_v2"
 	}
 	switch o.Model {
 	case "scribe_v1", "scribe_v2", "scribe_v1_experimental":
 	default:
-		return fmt.Errorf("--model %q: want scribe_v2 or scribe_v1", o.Model)
+		return fmt.Errorf("%s %q: want scribe_v2 or scribe_v1", field("model"), o.Model)
 	}
 	switch o.Timestamps {
 	case "", "none", "word", "character":
 	default:
-		return fmt.Errorf("--timestamps %q: want word, character or none", o.Timestamps)
+		return fmt.Errorf("%s %q: want word, character or none", field("timestamps"), o.Timestamps)
 	}
 	if o.NumSpeakers < 0 || o.NumSpeakers > 32 {
-		return fmt.Errorf("--num-speakers %d: want 1 to 32", o.NumSpeakers)
+		return fmt.Errorf("%s %d: want 1 to 32", field("num-speakers"), o.NumSpeakers)
 	}
 	if len(o.Keyterms) > 0 && o.Model != "scribe_v2" {
-		return errors.New("--keyterm: only scribe_v2 accepts keyterms")
+		return fmt.Errorf("%s: only scribe_v2 accepts keyterms", field("keyterm"))
+	}
+	if len(o.Keyterms) > 1000 {
+		return fmt.Errorf("%s: %d terms, at most 1000 are accepted", field("keyterm"), len(o.Keyterms))
 	}
 	for _, k := range o.Keyterms {
-		if len(k) >= 50 || len(strings.Fields(k)) > 5 || strings.ContainsAny(k, `<>{}[]\`) {
-			return fmt.Errorf("--keyterm %q: each term must be under 50 characters, at most 5 words, without <>{}[]\\", k)
+		if k == "" || len(k) >= 50 || len(strings.Fields(k)) > 5 || strings.ContainsAny(k, `<>{}[]\`) {
+			return fmt.Errorf("%s %q: each term must be under 50 characters, at most 5 words, without <>{}[]\\", field("keyterm"), k)
 		}
+	}
+	// The API rejects these combinations (ELEVENLABS.md, multichannel).
+	if o.MultiChannel && (o.Diarize || o.NumSpeakers > 0) {
+		return fmt.Errorf("%s: cannot be combined with diarize or num-speakers (each channel is one speaker)", field("multichannel"))
+	}
+	if o.EntityDetection != "" && !entityRE.MatchString(o.EntityDetection) {
+		return fmt.Errorf("%s %q: want all, pii, phi, pci, other, offensive_language or an entity type", field("entity-detection"), o.EntityDetection)
 	}
 	return nil
 }
 
-// Submit queues every source and reports each one. onResult, if set, is
-// called as each item finishes (for progress lines). The error is only for
-// failures that stop the whole call (a bad option, NATS unreachable); a bad
-// item is reported in its Result and the rest go on.
-func (in *Intake) Submit(ctx context.Context, req Request, onResult func(Result)) ([]Result, error) {
-	if err := Validate(&req.Options); err != nil {
-		return nil, err
-	}
-	if req.Batch == "" {
-		req.Batch = time.Now().UTC().Format("20060102T150405Z")
-	}
-	var results []Result
-	report := func(r Result) {
-		results = append(results, r)
-		if onResult != nil {
-			onResult(r)
-		}
-	}
-	for _, src := range req.Sources {
-		if err := ctx.Err(); err != nil {
-			return results, err
-		}
-		if isURL(src) {
-			report(in.submitURL(ctx, req, src))
-			continue
-		}
-		files, skipped, err := expand(src)
-		if err != nil {
-			report(Result{Source: src, Status: Failed, Reason: err.Error()})
-			continue
-		}
-		for _, s := range skipped {
-			report(Result{Source: s, Status: Skipped, Reason: "not an audio or video file"})
-		}
-		for _, f := range files {
-			if err := ctx.Err(); err != nil {
-				return results, err
-			}
-			report(in.submitFile(ctx, req, f))
-		}
-	}
-	return results, nil
-}
-
-func isURL(s string) bool {
-	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
-}
-
-// expand lists the media files under src. A file named explicitly is
-// checked too, so a typo'd document is reported rather than uploaded.
-func expand(src string) (files, skipped []string, err error) {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", src, err)
-	}
-	if !fi.IsDir() {
-		if !audio.IsMediaExt(src) {
-			return nil, []string{src}, nil
-		}
-		return []string{src}, nil, nil
-	}
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != src && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
-			return nil
-		}
-		if audio.IsMediaExt(p) {
-			files = append(files, p)
-		} else {
-			skipped = append(skipped, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("walk %s: %w", src, err)
-	}
-	sort.Strings(files)
-	return files, skipped, nil
-}
-
-func (in *Intake) submitURL(ctx context.Context, req Request, raw string) Result {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return Result{Source: raw, Status: Failed, Reason: "not a valid URL"}
-	}
-	if u.Scheme != "https" {
-		return Result{Source: raw, Status: Failed, Reason: "only https URLs can be sent to ElevenLabs as source_url"}
-	}
-	job := &event.Job{
-		Source: event.Source{URL: u.String()},
-	}
-	job.JobID = JobID("url:"+job.Source.URL, req.Options, req.Force)
-	return in.queue(ctx, req, raw, job)
-}
-
-func (in *Intake) submitFile(ctx context.Context, req Request, path string) Result {
-	res := Result{Source: path}
-	sum, size, dur, err := hashFile(path)
-	if err != nil {
-		res.Status, res.Reason = Failed, err.Error()
-		return res
-	}
-	res.Bytes = size
-	if size == 0 {
-		res.Status, res.Reason = Skipped, "empty file"
-		return res
-	}
-	abs, _ := filepath.Abs(path)
-	job := &event.Job{
-		Source: event.Source{Object: sum, Path: abs, Name: filepath.Base(path), Size: size, DurationSecs: dur},
-	}
-	job.JobID = JobID("sha256:"+sum, req.Options, req.Force)
-	return in.queue(ctx, req, path, job)
-}
-
-// queue claims the job id, stores the audio, and publishes job and event.
-func (in *Intake) queue(ctx context.Context, req Request, src string, job *event.Job) Result {
-	res := Result{Source: src, JobID: job.JobID, Bytes: job.Source.Size}
-	job.V, job.BatchID, job.Options, job.Metadata, job.At = event.Version, req.Batch, req.Options, req.Metadata, time.Now().UTC()
-	log := in.log.With("job_id", job.JobID, "source", src)
-
-	// The INTAKE entry is the cross-machine claim: created atomically, and
-	// marked done only after the job is published. A crash in between
-	// leaves "claimed", which a re-run finishes instead of skipping.
-	entry, err := in.q.Intake.Get(ctx, job.JobID)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		if _, err := in.q.Intake.Create(ctx, job.JobID, []byte("claimed")); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-			res.Status, res.Reason = Failed, "claim job id: "+err.Error()
-			return res
-		}
-	case err != nil:
-		res.Status, res.Reason = Failed, "read intake record: "+err.Error()
-		return res
-	case string(entry.Value()) == "queued":
-		res.Status, res.Reason = Duplicate, "same audio and options were submitted before (use --force to queue it again)"
-		return res
-	}
-
-	if job.Source.Object != "" {
-		if err := in.store(ctx, job.Source.Path, job.Source.Object, job.Source.Size); err != nil {
-			res.Status, res.Reason = Failed, err.Error()
-			return res
-		}
-	}
-	if _, err := in.q.PublishJob(ctx, job); err != nil {
-		res.Status, res.Reason = Failed, err.Error()
-		return res
-	}
-	if err := in.q.PublishEvent(ctx, &event.Event{
-		Type: event.TypeQueued, JobID: job.JobID, At: job.At, Job: job, Process: in.Process,
-	}); err != nil {
-		res.Status, res.Reason = Failed, err.Error()
-		return res
-	}
-	if _, err := in.q.Intake.Put(ctx, job.JobID, []byte("queued")); err != nil {
-		// The job is queued; only the duplicate check of a re-run suffers.
-		log.Warn("could not mark job queued in intake record", "err", err)
-	}
-	log.Debug("job queued")
-	res.Status = Queued
-	return res
-}
-
-// store streams the file into the AUDIO bucket unless the same bytes are
-// already there.
-func (in *Intake) store(ctx context.Context, path, name string, size int64) error {
-	if info, err := in.q.Audio.GetInfo(ctx, name); err == nil && int64(info.Size) == size {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	if _, err := in.q.Audio.Put(ctx, jetstream.ObjectMeta{Name: name, Description: filepath.Base(path)}, f); err != nil {
-		return fmt.Errorf("store %s in object store: %w", path, err)
-	}
-	return nil
-}
-
-// hashFile reads the file once: sha256, size and, for WAV, the duration.
-func hashFile(path string) (sum string, size int64, duration float64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, 0, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	pr, pw := io.Pipe()
-	done := make(chan float64, 1)
-	go func() {
-		var d float64
-		if hdr, err := audio.ReadWAVHeader(pr); err == nil {
-			d = hdr.Duration
-		}
-		_, _ = io.Copy(io.Discard, pr)
-		done <- d
-	}()
-	size, err = io.Copy(io.MultiWriter(h, pw), f)
-	pw.CloseWithError(err)
-	duration = <-done
-	if err != nil {
-		return "", 0, 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), size, duration, nil
-}
+var entityRE = regexp.MustCompile(`^[a-z][a-z_]*$`)
 
 // JobID derives a job id (UUID-shaped) from what identifies the audio and
 // the options that change the result. force adds a random part, so the
@@ -333,11 +198,18 @@ func JobID(audioKey string, o event.Options, force bool) string {
 	h.Write([]byte("scribeq/job/v1\x00" + audioKey + "\x00"))
 	h.Write(opts)
 	if force {
-		fmt.Fprintf(h, "\x00force:%d", time.Now().UnixNano())
+		fmt.Fprintf(h, "\x00force:%d:%s", time.Now().UnixNano(), randomHex(8))
 	}
-	b := h.Sum(nil)[:16]
-	b[6] = (b[6] & 0x0f) | 0x80 // version 8: custom, name-derived
+	return uuidShape(h.Sum(nil)[:16], 0x80)
+}
+
+// uuidShape formats 16 bytes as a UUID with the given version nibble.
+func uuidShape(b []byte, version byte) string {
+	b[6] = (b[6] & 0x0f) | version
 	b[8] = (b[8] & 0x3f) | 0x80
 	x := hex.EncodeToString(b)
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
+
+// errPlanUsed is returned by a second Queue of the same Plan.
+var errPlanUsed = errors.New("intake: plan already queued")

@@ -1,0 +1,349 @@
+package intake
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scribeq/scribeq/pkg/event"
+)
+
+// Queue stores each Ready item's audio in the AUDIO object store and
+// publishes its job and `queued` event, and returns every item's Result
+// (the plan's, with Ready ones settled) in the plan's order. onProgress, if
+// set, is called from this goroutine as bytes are uploaded and as each
+// item is settled.
+//
+// Items are sent one at a time; a tar archive is read once more from the
+// start and only the entries needed are uploaded, a zip's entries are
+// reopened. When ctx is done, the upload under way stops (its partial
+// object is removed), the items not reached are reported Failed, and the
+// error is ctx's; running the same submit again finishes them. A Plan can
+// be queued once.
+func (p *Plan) Queue(ctx context.Context, onProgress func(Progress)) ([]Result, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used {
+		return nil, errPlanUsed
+	}
+	p.used = true
+
+	t := &tracker{on: onProgress, counted: map[string]bool{}}
+	t.p.Total, t.p.TotalBytes = p.Totals.Items, p.Totals.UploadBytes
+	done := map[*item]bool{}
+	var fatal error
+	for i, it := range p.items {
+		if it.res.Status != Ready || done[it] {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		switch it.kind {
+		case kindZip, kindTar:
+			// Every Ready entry of this archive, in one go.
+			var group []*item
+			for _, o := range p.items[i:] {
+				if o.res.Status == Ready && o.kind == it.kind && o.path == it.path && !done[o] {
+					group = append(group, o)
+					done[o] = true
+				}
+			}
+			if it.kind == kindZip {
+				fatal = p.queueZip(ctx, it.path, group, t)
+			} else {
+				fatal = p.queueTar(ctx, it.path, group, t)
+			}
+		default:
+			done[it] = true
+			fatal = p.queueItem(ctx, it, fileOpener(it.path), t)
+		}
+		if fatal != nil {
+			break
+		}
+	}
+	for _, it := range p.items {
+		if it.res.Status == Ready {
+			it.res.Status, it.res.Reason = Failed, "not queued: the submit was interrupted (run it again to finish)"
+			t.settle(it)
+		}
+	}
+	out := make([]Result, len(p.items))
+	for i, it := range p.items {
+		out[i] = it.res
+	}
+	p.Results = out
+	if fatal == nil {
+		fatal = ctx.Err()
+	}
+	return out, fatal
+}
+
+type opener func() (io.ReadCloser, error)
+
+func fileOpener(path string) opener {
+	return func() (io.ReadCloser, error) { return os.Open(path) }
+}
+
+// queueItem claims, stores and publishes one item. It returns an error only
+// when the whole Queue must stop (ctx done); an item's own failure is in
+// its Result.
+func (p *Plan) queueItem(ctx context.Context, it *item, open opener, t *tracker) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.p.Current = it.res.Source
+	in := p.in
+	job := *it.job
+	job.At = time.Now().UTC()
+	fail := func(err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			// Leave the item Ready: Queue reports it interrupted.
+			return cerr
+		}
+		it.res.Status, it.res.Reason = Failed, err.Error()
+		t.settle(it)
+		return nil
+	}
+
+	claimed, queued, err := in.claim(ctx, &job)
+	if err != nil {
+		return fail(err)
+	}
+	if queued {
+		t.skipBytes(it)
+		it.res.Status, it.res.Reason = AlreadySubmitted, "already submitted with the same options (by another submit meanwhile)"
+		t.settle(it)
+		return nil
+	}
+	// Resumed: the scan or the claim found an earlier submit's claim.
+	resumed := claimed != &job || it.res.Reason != ""
+	if it.sum != "" {
+		if err := p.store(ctx, it, open, t); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := in.q.PublishJob(ctx, claimed); err != nil {
+		return fail(err)
+	}
+	if err := in.q.PublishEvent(ctx, &event.Event{
+		Type: event.TypeQueued, JobID: claimed.JobID, At: claimed.At, Job: claimed, Process: in.Process,
+	}); err != nil {
+		return fail(err)
+	}
+	if err := in.markQueued(ctx, claimed.JobID); err != nil {
+		// The job is queued; a re-run finds the claim and publishes the
+		// same messages again, which JetStream deduplicates.
+		in.log.Warn("job queued, but its intake record still says claimed", "job_id", claimed.JobID, "err", err)
+	}
+	in.log.Debug("job queued", "job_id", claimed.JobID, "source", it.res.Source)
+	it.res.Status, it.res.Reason = Queued, ""
+	if resumed {
+		it.res.Reason = "finished an interrupted submit"
+	}
+	t.settle(it)
+	return nil
+}
+
+// errChanged means the bytes read for upload are not the ones scanned.
+var errChanged = errors.New("its content changed since it was scanned; run submit again")
+
+// store streams an item into AUDIO under its sha256, unless the same bytes
+// are there already, and checks on the way that they are the scanned bytes.
+func (p *Plan) store(ctx context.Context, it *item, open opener, t *tracker) error {
+	in := p.in
+	ok, err := in.stored(ctx, it.sum, it.res.Bytes)
+	if err != nil {
+		return err
+	}
+	if ok {
+		t.skipBytes(it)
+		return nil
+	}
+	rc, err := open()
+	if err != nil {
+		return fmt.Errorf("read %s: %s", it.res.Source, errText(err))
+	}
+	defer func() { _ = rc.Close() }()
+	h := sha256.New()
+	first := t.startUpload(it)
+	r := &meter{r: ctxReader{ctx, io.TeeReader(rc, h)}, add: func(n int64) {
+		if first {
+			t.add(n)
+		}
+	}}
+	// The object store removes a partial upload only if its own context is
+	// alive; an interrupt reaches Put as a read error instead (ctxReader).
+	info, err := in.q.Audio.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{
+		Name: it.sum, Description: it.job.Source.Name,
+	}, r)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return fmt.Errorf("store %s in the object store: %w", it.res.Source, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != it.sum || int64(info.Size) != it.res.Bytes {
+		if err := in.q.Audio.Delete(context.WithoutCancel(ctx), it.sum); err != nil {
+			in.log.Warn("could not delete an object stored under the wrong name", "object", it.sum, "err", err)
+		}
+		return fmt.Errorf("%s: %w", it.res.Source, errChanged)
+	}
+	return nil
+}
+
+// queueZip sends entries of one zip archive, reopening each.
+func (p *Plan) queueZip(ctx context.Context, archive string, items []*item, t *tracker) error {
+	zr, err := zip.OpenReader(archive)
+	if err != nil {
+		for _, it := range items {
+			it.res.Status, it.res.Reason = Failed, "open zip archive again: "+errText(err)
+			t.settle(it)
+		}
+		return nil
+	}
+	defer func() { _ = zr.Close() }()
+	for _, it := range items {
+		open := func() (io.ReadCloser, error) {
+			if it.index >= len(zr.File) || zr.File[it.index].Name != it.entry {
+				return nil, errChanged
+			}
+			return zr.File[it.index].Open()
+		}
+		if err := p.queueItem(ctx, it, open, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueTar sends entries of one tar archive in a single sequential pass,
+// reading only as far as the last entry needed.
+func (p *Plan) queueTar(ctx context.Context, archive string, items []*item, t *tracker) error {
+	slices.SortStableFunc(items, func(a, b *item) int { return a.index - b.index })
+	failRest := func(reason string) {
+		for _, it := range items {
+			if it.res.Status == Ready {
+				it.res.Status, it.res.Reason = Failed, reason
+				t.settle(it)
+			}
+		}
+	}
+	tr, closeTar, err := openTar(archive)
+	if err != nil {
+		failRest("open tar archive again: " + errText(err))
+		return nil
+	}
+	defer closeTar()
+	next := 0
+	for idx := 0; next < len(items); idx++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			failRest("entry not found when the archive was read again: " + errChanged.Error())
+			return nil
+		}
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			failRest("read tar archive again: " + err.Error())
+			return nil
+		}
+		for next < len(items) && items[next].index == idx {
+			it := items[next]
+			next++
+			used := false
+			open := func() (io.ReadCloser, error) {
+				// The entry streams once; a second item needing the same
+				// entry finds its bytes stored by the first.
+				if used || hdr.Name != it.entry {
+					return nil, errChanged
+				}
+				used = true
+				return io.NopCloser(tr), nil
+			}
+			if err := p.queueItem(ctx, it, open, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tracker turns work into Progress reports.
+type tracker struct {
+	on      func(Progress)
+	p       Progress
+	counted map[string]bool // sums whose bytes were counted
+}
+
+func (t *tracker) emit() {
+	if t.on != nil {
+		t.on(t.p)
+	}
+}
+
+func (t *tracker) add(n int64) {
+	t.p.Bytes += n
+	if t.p.Bytes > t.p.TotalBytes {
+		t.p.TotalBytes = t.p.Bytes
+	}
+	t.emit()
+}
+
+// startUpload reports whether this item's bytes count towards Bytes (the
+// same content is counted once).
+func (t *tracker) startUpload(it *item) bool {
+	if t.counted[it.sum] {
+		return false
+	}
+	t.counted[it.sum] = true
+	if it.stored {
+		// Counted as already stored in the plan, and gone since.
+		t.p.TotalBytes += it.res.Bytes
+	}
+	return true
+}
+
+// skipBytes counts an item whose upload is not needed.
+func (t *tracker) skipBytes(it *item) {
+	if it.sum == "" || it.stored || t.counted[it.sum] {
+		return
+	}
+	t.counted[it.sum] = true
+	t.add(it.res.Bytes)
+}
+
+func (t *tracker) settle(it *item) {
+	t.p.Done++
+	r := it.res
+	t.p.Result = &r
+	t.emit()
+	t.p.Result = nil
+}
+
+// meter counts bytes as they are read.
+type meter struct {
+	r   io.Reader
+	add func(int64)
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if n > 0 {
+		m.add(int64(n))
+	}
+	return n, err
+}
