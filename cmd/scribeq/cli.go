@@ -18,7 +18,7 @@ type CLI struct {
 	Globals
 
 	Dev         DevCmd         `cmd:"" help:"Run everything in one process: embedded NATS, Postgres (DATABASE_URL or a throwaway local cluster), ingress, submitter, sink, and the emulator when no API key is set."`
-	Submit      SubmitCmd      `cmd:"" help:"Queue audio for transcription: files, folders (recursive) and https URLs."`
+	Submit      SubmitCmd      `cmd:"" help:"Queue audio for transcription: files, folders, globs, manifests, archives and https URLs; prints the cost first."`
 	Status      StatusCmd      `cmd:"" help:"Count jobs by state."`
 	Show        ShowCmd        `cmd:"" help:"Show one job: state, ids, timings, history and transcript."`
 	Submitter   SubmitterCmd   `cmd:"" help:"Run the submitter worker: sends queued jobs to ElevenLabs."`

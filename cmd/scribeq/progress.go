@@ -58,13 +58,13 @@ func (p *progress) describe() string {
 	return fmt.Sprintf("%d/%d files", p.done, p.items)
 }
 
-// Bytes counts n more bytes uploaded.
-func (p *progress) Bytes(n int64) {
+// Bytes sets how many bytes are uploaded so far.
+func (p *progress) Bytes(sent int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sent += n
+	p.sent = sent
 	if p.bar != nil {
-		_ = p.bar.Add64(n)
+		_ = p.bar.Set64(sent)
 		return
 	}
 	p.reportLocked(false)

@@ -109,7 +109,7 @@ func parseSubmitOutput(path string) (jobs []Submitted, bad []string, err error) 
 		case len(fields) == 4 && fields[0] == string(intake.Queued) && fields[2] == "job":
 			jobs = append(jobs, Submitted{JobID: fields[3], Path: fields[1]})
 		case len(fields) > 0 && (fields[0] == string(intake.Failed) || fields[0] == string(intake.Skipped) ||
-			fields[0] == string(intake.Duplicate)):
+			fields[0] == string(intake.AlreadySubmitted)):
 			bad = append(bad, sc.Text())
 		}
 	}

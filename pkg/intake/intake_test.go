@@ -97,7 +97,7 @@ func TestSubmit(t *testing.T) {
 	res, err = in.Submit(ctx, intake.Request{Sources: []string{filepath.Join(dir, "sub")}}, nil)
 	require.NoError(t, err)
 	require.Len(t, res, 1)
-	require.Equal(t, intake.Duplicate, res[0].Status)
+	require.Equal(t, intake.AlreadySubmitted, res[0].Status)
 	// Unless forced.
 	res, err = in.Submit(ctx, intake.Request{Sources: []string{filepath.Join(dir, "sub")}, Force: true}, nil)
 	require.NoError(t, err)

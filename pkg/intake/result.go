@@ -17,11 +17,6 @@ const (
 	// AlreadySubmitted: the same audio with the same options was queued by
 	// an earlier submit (use Force to queue it again).
 	AlreadySubmitted Status = "already-submitted"
-	// Duplicate is the old name of AlreadySubmitted.
-	//
-	// Deprecated: use AlreadySubmitted; it is not the "duplicate" status
-	// (see Repeated).
-	Duplicate = AlreadySubmitted
 	// Repeated: the same bytes and options as another item of this call,
 	// which became the job (Result.DuplicateOf names it).
 	Repeated Status = "duplicate"

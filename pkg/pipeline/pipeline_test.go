@@ -116,7 +116,7 @@ func TestEndToEnd(t *testing.T) {
 	res, err = in.Submit(ctx, intake.Request{Sources: []string{filepath.Join(dir, "rec")}, Options: event.Options{Diarize: true}}, nil)
 	require.NoError(t, err)
 	for _, r := range res {
-		require.Contains(t, []intake.Status{intake.Duplicate, intake.Skipped}, r.Status, r.Source)
+		require.Contains(t, []intake.Status{intake.AlreadySubmitted, intake.Skipped}, r.Status, r.Source)
 	}
 }
 
