@@ -1,6 +1,8 @@
 // Package audio knows just enough about media files for scribeq: which file
-// names are audio or video, and how to read (and write) a WAV header without
-// reading the samples. It uses only the standard library.
+// names are audio or video, how to read (and write) a WAV header without
+// reading the samples, and (Prober) what a stream of bytes is, how long it
+// plays and how many channels it has, learned in one streaming pass with
+// bounded memory. It uses only the standard library.
 package audio
 
 import (
