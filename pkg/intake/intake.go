@@ -67,6 +67,9 @@ type Config struct {
 	Pricing Pricing
 	// Process names this worker in events. Default "submit".
 	Process string
+	// RetryFor is how long an item keeps being retried while NATS is
+	// unreachable before it is reported as an error. Default 5 minutes.
+	RetryFor time.Duration
 	// Logger; default discard.
 	Logger *slog.Logger
 }
@@ -76,6 +79,9 @@ func (c Config) withDefaults() Config {
 	c.Pricing = c.Pricing.withDefaults()
 	if c.Process == "" {
 		c.Process = "submit"
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = 5 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

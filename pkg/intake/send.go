@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/queue"
 )
 
 // Queue stores each Ready item's audio in the AUDIO object store and
@@ -102,20 +103,62 @@ func (p *Plan) queueItem(ctx context.Context, it *item, open opener, t *tracker)
 		return err
 	}
 	t.p.Current = it.res.Source
+	// NATS restarting under a long submit must not cost the user a re-run:
+	// every step below is safe to repeat, so wait for it to come back.
+	deadline := time.Now().Add(p.in.cfg.RetryFor)
+	for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
+		err := p.sendItem(ctx, it, open, t)
+		if err == nil || ctx.Err() != nil || !queue.Transient(err) || time.Now().Add(wait).After(deadline) {
+			return p.settleItem(ctx, it, t, err)
+		}
+		p.in.log.Warn("NATS unavailable; retrying the item", "source", it.res.Source, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// opTimeout bounds one key-value request: while NATS reconnects a request
+// waits for an answer that will not come, and the item's retry loop can
+// only act on an error.
+const opTimeout = 10 * time.Second
+
+func withTimeout(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+func withTimeout2[A, B any](ctx context.Context, fn func(context.Context) (A, B, error)) (A, B, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// settleItem reports an item's failure; only ctx ending stops the Queue.
+func (p *Plan) settleItem(ctx context.Context, it *item, t *tracker, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		// Leave the item Ready: Queue reports it interrupted.
+		return cerr
+	}
+	it.res.Status, it.res.Reason = Failed, err.Error()
+	t.settle(it)
+	return nil
+}
+
+// sendItem is one try at queueing an item; it settles the item on success.
+func (p *Plan) sendItem(ctx context.Context, it *item, open opener, t *tracker) error {
 	in := p.in
 	job := *it.job
 	job.At = time.Now().UTC()
-	fail := func(err error) error {
-		if cerr := ctx.Err(); cerr != nil {
-			// Leave the item Ready: Queue reports it interrupted.
-			return cerr
-		}
-		it.res.Status, it.res.Reason = Failed, err.Error()
-		t.settle(it)
-		return nil
-	}
+	fail := func(err error) error { return err }
 
-	claimed, queued, err := in.claim(ctx, &job)
+	claimed, queued, err := withTimeout2(ctx, func(ctx context.Context) (*event.Job, bool, error) { return in.claim(ctx, &job) })
 	if err != nil {
 		return fail(err)
 	}
@@ -140,7 +183,7 @@ func (p *Plan) queueItem(ctx context.Context, it *item, open opener, t *tracker)
 	}); err != nil {
 		return fail(err)
 	}
-	if err := in.markQueued(ctx, claimed.JobID); err != nil {
+	if err := withTimeout(ctx, func(ctx context.Context) error { return in.markQueued(ctx, claimed.JobID) }); err != nil {
 		// The job is queued; a re-run finds the claim and publishes the
 		// same messages again, which JetStream deduplicates.
 		in.log.Warn("job queued, but its intake record still says claimed", "job_id", claimed.JobID, "err", err)
@@ -161,7 +204,8 @@ var errChanged = errors.New("its content changed since it was scanned; run submi
 // are there already, and checks on the way that they are the scanned bytes.
 func (p *Plan) store(ctx context.Context, it *item, open opener, t *tracker) error {
 	in := p.in
-	ok, err := in.stored(ctx, it.sum, it.res.Bytes)
+	var ok bool
+	err := withTimeout(ctx, func(ctx context.Context) (err error) { ok, err = in.stored(ctx, it.sum, it.res.Bytes); return err })
 	if err != nil {
 		return err
 	}
@@ -268,7 +312,10 @@ func (p *Plan) queueTar(ctx context.Context, archive string, items []*item, t *t
 			open := func() (io.ReadCloser, error) {
 				// The entry streams once; a second item needing the same
 				// entry finds its bytes stored by the first.
-				if used || hdr.Name != it.entry {
+				if used {
+					return nil, errors.New("its upload was cut off and a tar entry can only be read once; run submit again to finish")
+				}
+				if hdr.Name != it.entry {
 					return nil, errChanged
 				}
 				used = true

@@ -208,7 +208,7 @@ func (q *Queue) publish(ctx context.Context, subject string, data []byte, msgID 
 		if err == nil {
 			return ack, nil
 		}
-		if !retryablePublish(err) || ctx.Err() != nil {
+		if !Transient(err) || ctx.Err() != nil {
 			return nil, fmt.Errorf("queue: publish %s (msg id %s): %w", subject, msgID, err)
 		}
 		q.cfg.Logger.Warn("publish failed, retrying with the same message id", "subject", subject, "msg_id", msgID, "err", err)
@@ -221,7 +221,9 @@ func (q *Queue) publish(ctx context.Context, subject string, data []byte, msgID 
 	}
 }
 
-func retryablePublish(err error) bool {
+// Transient reports whether err may go away by itself: NATS is
+// reconnecting, or an answer did not come in time.
+func Transient(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
