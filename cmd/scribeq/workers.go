@@ -35,12 +35,25 @@ func openQueue(ctx context.Context, g *Globals, f QueueFlags, name string, log *
 	if err != nil {
 		return nil, err
 	}
-	q, err := queue.Open(ctx, nc, f.config(log))
-	if err != nil {
-		nc.Close()
-		return nil, err
+	// A NATS server that is restarting or overloaded answers late; a worker
+	// started then waits for it rather than exiting.
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		q, err := queue.Open(ctx, nc, f.config(log))
+		if err == nil {
+			return q, nil
+		}
+		if ctx.Err() != nil || !queue.Transient(err) {
+			nc.Close()
+			return nil, err
+		}
+		log.Warn("NATS not ready; trying again", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, err
+		case <-time.After(wait):
+		}
 	}
-	return q, nil
 }
 
 // APIFlags configure the ElevenLabs client.
