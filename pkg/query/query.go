@@ -18,7 +18,10 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // DB runs read-only queries.
-type DB struct{ pool *pgxpool.Pool }
+type DB struct {
+	pool       *pgxpool.Pool
+	candidates int // SearchCandidates; tests lower it
+}
 
 // Open connects with default_transaction_read_only on.
 func Open(ctx context.Context, url string) (*DB, error) {
@@ -28,6 +31,12 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "30000"
+	// Plan every statement for its actual arguments. A generic plan (which
+	// Postgres may switch to after five runs of a prepared statement)
+	// cannot tell a rare word from one in half the transcripts, nor a
+	// filter keeping one job from one keeping all: for search that is the
+	// difference between milliseconds and seconds.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -37,7 +46,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("query: connect to postgres: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, candidates: SearchCandidates}, nil
 }
 
 // Close releases the connections.

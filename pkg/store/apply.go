@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"time"
 
@@ -46,13 +47,15 @@ var errConcurrentInsert = errors.New("row inserted concurrently")
 // state has already settled:
 //
 //   - queued creates the job or fills in its details (source, options,
-//     metadata, batch) without touching the state;
+//     metadata, batch, pricing) without touching the state, and creates
+//     its batch;
 //   - submitted records request_id, transcription_id and submitted_at, moves
 //     the job to submitted if it is behind, and completes it if the
 //     transcript for its request_id has already arrived;
-//   - completed stores the transcript (first copy wins) and completes the job
-//     named by job_id or, failing that, owning request_id; a transcript
-//     whose job is unknown is kept with job_id NULL until submitted links it;
+//   - completed stores the transcript (first copy wins) with its search
+//     chunks, and completes the job named by job_id or, failing that,
+//     owning request_id; a transcript whose job is unknown is kept (chunks
+//     too) with job_id NULL until submitted links it;
 //   - failed records the error if the job has not yet failed or completed.
 //
 // Each state change adds a job_events row; an update that would change
@@ -83,9 +86,10 @@ type input struct {
 	at time.Time // e.At at Postgres' precision
 
 	// completed only:
-	tr    *elevenlabs.Transcript
-	tid   string // transcription id: the event's, else the transcript's
-	words []byte // tr.Words as JSON
+	tr     *elevenlabs.Transcript
+	tid    string // transcription id: the event's, else the transcript's
+	words  []byte // tr.Words as JSON
+	chunks *chunkRows
 }
 
 func prepare(e *event.Event) (*input, error) {
@@ -125,6 +129,7 @@ func prepare(e *event.Event) (*input, error) {
 		return nil, fmt.Errorf("%w: encode words: %w", ErrInvalidEvent, err)
 	}
 	in.tr = tr
+	in.chunks = toRows(chunkWords(words))
 	in.tid = e.TranscriptionID
 	if in.tid == "" {
 		in.tid = tr.TranscriptionID
@@ -237,6 +242,15 @@ type jobRow struct {
 type details struct {
 	batchID                   *string
 	source, options, metadata []byte
+	pricing                   *event.Pricing
+}
+
+// batchRow is a batches row to create or complete: the earliest queued
+// time and the first name seen.
+type batchRow struct {
+	id   string
+	name *string
+	at   time.Time
 }
 
 type transcriptRow struct {
@@ -264,6 +278,7 @@ type model struct {
 	transcripts map[string]*transcriptRow
 	tOrder      []*transcriptRow
 	transitions []transition
+	batches     map[string]*batchRow
 }
 
 func newModel() *model {
@@ -271,6 +286,7 @@ func newModel() *model {
 		jobs:        map[string]*jobRow{},
 		byRequest:   map[string]*jobRow{},
 		transcripts: map[string]*transcriptRow{},
+		batches:     map[string]*batchRow{},
 	}
 }
 
@@ -347,13 +363,31 @@ func (m *model) queued(e *input) {
 	if md == nil {
 		md = map[string]string{}
 	}
-	d := &details{batchID: nonEmpty(e.Job.BatchID)}
+	d := &details{batchID: nonEmpty(e.Job.BatchID), pricing: e.Job.Pricing}
 	d.source, _ = json.Marshal(e.Job.Source) // plain structs: cannot fail
 	d.options, _ = json.Marshal(e.Job.Options)
 	d.metadata, _ = json.Marshal(md)
 	j.details = d
 	j.queuedAt = &e.at
 	m.touch(j, e)
+	if d.batchID != nil {
+		m.batch(*d.batchID, e.Job.BatchName, e.at)
+	}
+}
+
+// batch notes that batch id has a job queued at at, under name.
+func (m *model) batch(id, name string, at time.Time) {
+	b := m.batches[id]
+	if b == nil {
+		b = &batchRow{id: id, at: at}
+		m.batches[id] = b
+	}
+	if at.Before(b.at) {
+		b.at = at
+	}
+	if b.name == nil {
+		b.name = nonEmpty(name)
+	}
 }
 
 func (m *model) submitted(e *input) {
@@ -518,40 +552,70 @@ func (m *model) write(ctx context.Context, tx pgx.Tx) error {
 		if d == nil {
 			d = &details{}
 		}
+		perHour, multiplier, currency := d.price()
 		if !j.inDB {
 			queue(j.label, insertedOne, `INSERT INTO jobs (job_id, batch_id, request_id, transcription_id,
 					source, options, metadata, state, state_rank, error, convert_calls,
-					queued_at, submitted_at, completed_at, failed_at, attempts)
+					queued_at, submitted_at, completed_at, failed_at, attempts,
+					price_per_hour, price_multiplier, currency)
 				VALUES ($1, $2, $3, $4, COALESCE($5::jsonb, '{}'), COALESCE($6::jsonb, '{}'), COALESCE($7::jsonb, '{}'),
-					$8, $9, $10, $11, $12, $13, $14, $15, $16)
+					$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 				ON CONFLICT (job_id) DO NOTHING`,
 				j.id, d.batchID, j.requestID, j.transcriptionID, jsonArg(d.source), jsonArg(d.options), jsonArg(d.metadata),
-				j.state, j.rank, j.errText, j.convertCalls, j.queuedAt, j.submittedAt, j.completedAt, j.failedAt, j.attempts)
+				j.state, j.rank, j.errText, j.convertCalls, j.queuedAt, j.submittedAt, j.completedAt, j.failedAt, j.attempts,
+				perHour, multiplier, currency)
 			continue
 		}
 		queue(j.label, nil, `UPDATE jobs SET request_id = $2, transcription_id = $3, state = $4, state_rank = $5,
 				error = $6, convert_calls = $7, queued_at = $8, submitted_at = $9, completed_at = $10, failed_at = $11,
 				batch_id = CASE WHEN $12 THEN $13 ELSE batch_id END,
 				source = COALESCE($14::jsonb, source), options = COALESCE($15::jsonb, options),
-				metadata = COALESCE($16::jsonb, metadata), attempts = $17, updated_at = now()
+				metadata = COALESCE($16::jsonb, metadata), attempts = $17,
+				price_per_hour = CASE WHEN $12 THEN $18 ELSE price_per_hour END,
+				price_multiplier = CASE WHEN $12 THEN $19 ELSE price_multiplier END,
+				currency = CASE WHEN $12 THEN $20 ELSE currency END,
+				updated_at = now()
 			WHERE job_id = $1`,
 			j.id, j.requestID, j.transcriptionID, j.state, j.rank, j.errText, j.convertCalls,
 			j.queuedAt, j.submittedAt, j.completedAt, j.failedAt,
-			j.details != nil, d.batchID, jsonArg(d.source), jsonArg(d.options), jsonArg(d.metadata), j.attempts)
+			j.details != nil, d.batchID, jsonArg(d.source), jsonArg(d.options), jsonArg(d.metadata), j.attempts,
+			perHour, multiplier, currency)
+	}
+	if len(m.batches) > 0 {
+		// Sorted, so that two transactions creating the same batches take
+		// their row locks in the same order.
+		ids := slices.Sorted(maps.Keys(m.batches))
+		names := make([]*string, len(ids))
+		ats := make([]time.Time, len(ids))
+		for i, id := range ids {
+			names[i], ats[i] = m.batches[id].name, m.batches[id].at
+		}
+		queue("create batches", nil, `INSERT INTO batches (batch_id, name, created_at)
+				SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ORDER BY 1
+			ON CONFLICT (batch_id) DO UPDATE
+				SET name = coalesce(batches.name, excluded.name), created_at = least(batches.created_at, excluded.created_at)
+				WHERE (batches.name IS NULL AND excluded.name IS NOT NULL) OR excluded.created_at < batches.created_at`,
+			ids, names, ats)
 	}
 	for _, t := range m.tOrder {
 		switch {
 		case t.insert != nil:
 			e := t.insert
+			lang := nonEmpty(e.tr.LanguageCode)
 			queue(labelOf(e), nil, `INSERT INTO transcripts (request_id, job_id, transcription_id, language_code,
-					language_probability, text, words, audio_duration_secs, payload, received_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10)
+					language_probability, text, words, audio_duration_secs, payload, received_at, chunks_version)
+				VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11)
 				ON CONFLICT (request_id) DO NOTHING`,
-				t.requestID, t.jobID, t.transcriptionID, nonEmpty(e.tr.LanguageCode), e.tr.LanguageProbability,
-				e.tr.Text, string(e.words), e.tr.AudioDurationSecs, string(bytes.TrimSpace(e.Transcription)), t.receivedAt)
+				t.requestID, t.jobID, t.transcriptionID, lang, e.tr.LanguageProbability,
+				e.tr.Text, string(e.words), e.tr.AudioDurationSecs, string(bytes.TrimSpace(e.Transcription)), t.receivedAt,
+				chunksVersion)
+			if len(e.chunks.seq) > 0 {
+				queue(labelOf(e)+": search chunks", nil, insertChunksSQL, e.chunks.args(t.requestID, t.jobID, lang)...)
+			}
 		case t.link:
-			queue("link transcript "+t.requestID+" to job "+*t.jobID, nil,
-				`UPDATE transcripts SET job_id = $2 WHERE request_id = $1 AND job_id IS NULL`, t.requestID, t.jobID)
+			label := "link transcript " + t.requestID + " to job " + *t.jobID
+			queue(label, nil, `UPDATE transcripts SET job_id = $2 WHERE request_id = $1 AND job_id IS NULL`, t.requestID, t.jobID)
+			queue(label, nil, `UPDATE transcript_chunks SET job_id = $2 WHERE request_id = $1 AND job_id IS NULL`, t.requestID, t.jobID)
 		}
 	}
 	for _, tr := range m.transitions {
@@ -586,6 +650,15 @@ func insertedOne(ct pgconn.CommandTag) error {
 		return errConcurrentInsert
 	}
 	return nil
+}
+
+// price returns the pricing columns: all NULL when intake sent no price.
+func (d *details) price() (perHour, multiplier *float64, currency *string) {
+	if d.pricing == nil {
+		return nil, nil, nil
+	}
+	p := *d.pricing
+	return &p.PerHour, &p.Multiplier, nonEmpty(p.Currency)
 }
 
 // jsonArg passes nil for "no value" so COALESCE keeps the column.

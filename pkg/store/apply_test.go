@@ -188,6 +188,8 @@ func TestApplyConverges(t *testing.T) {
 			got := contents(t, st.Pool())
 			require.Equal(t, want.Jobs, got.Jobs)
 			require.Equal(t, want.Transcripts, got.Transcripts)
+			require.Equal(t, want.Chunks, got.Chunks)
+			require.Equal(t, want.Batches, got.Batches)
 			if tt.stories == nil {
 				require.Equal(t, want.Events, got.Events)
 				return
@@ -222,6 +224,8 @@ func TestApplyConverges(t *testing.T) {
 			got := contents(t, st.Pool())
 			require.Equal(t, want.Jobs, got.Jobs)
 			require.Equal(t, want.Transcripts, got.Transcripts)
+			require.Equal(t, want.Chunks, got.Chunks)
+			require.Equal(t, want.Batches, got.Batches)
 			requireForwardStories(t, stories(t, st.Pool()))
 		})
 	}
@@ -268,6 +272,8 @@ func TestApplyReplayChangesNothing(t *testing.T) {
 	applyIn(t, st, evs, 1)
 	before := everything(t, st.Pool())
 	require.NotEmpty(t, before.Events)
+	require.NotEmpty(t, before.Chunks)
+	require.NotEmpty(t, before.Batches)
 
 	applyIn(t, st, evs, 0)
 	applyIn(t, st, evs, 1)

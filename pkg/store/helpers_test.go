@@ -70,8 +70,11 @@ func newHistory() history {
 	h := history{}
 	h.qA = ev(event.TypeQueued, "job-a", "", at(0), "intake")
 	h.qA.Job = job("job-a", "batch-1", "a.wav", map[string]string{"speaker": "ann"}, at(0))
+	h.qA.Job.BatchName = "calls"
+	h.qA.Job.Pricing = &event.Pricing{PerHour: 0.4, Multiplier: 1.5, Currency: "USD"}
 	h.qB = ev(event.TypeQueued, "job-b", "", at(1), "intake")
 	h.qB.Job = job("job-b", "batch-1", "b.wav", nil, at(1))
+	h.qB.Job.BatchName = "calls"
 	h.qC = ev(event.TypeQueued, "job-c", "", at(2), "intake")
 	h.qC.Job = job("job-c", "", "c.wav", nil, at(2))
 
@@ -113,7 +116,7 @@ func applyIn(t *testing.T, st *store.Store, evs []*event.Event, n int) {
 // snapshot is every row of the tables Apply writes, as jsonb text (a
 // canonical form), in a stable order.
 type snapshot struct {
-	Jobs, Transcripts, Events []string
+	Jobs, Transcripts, Events, Chunks, Batches []string
 }
 
 // contents leaves out the columns that record when a row was written.
@@ -124,6 +127,8 @@ func contents(t *testing.T, pool *pgxpool.Pool) snapshot {
 		Transcripts: rowsOf(t, pool, `SELECT to_jsonb(t)::text FROM transcripts t ORDER BY request_id`),
 		Events: rowsOf(t, pool, `SELECT (to_jsonb(e) - 'id' - 'recorded_at')::text FROM job_events e
 			ORDER BY job_id, at, event_key, to_state`),
+		Chunks:  rowsOf(t, pool, `SELECT to_jsonb(c)::text FROM transcript_chunks c ORDER BY request_id, seq`),
+		Batches: rowsOf(t, pool, `SELECT to_jsonb(b)::text FROM batches b ORDER BY batch_id`),
 	}
 }
 
@@ -134,6 +139,8 @@ func everything(t *testing.T, pool *pgxpool.Pool) snapshot {
 		Jobs:        rowsOf(t, pool, `SELECT to_jsonb(j)::text FROM jobs j ORDER BY job_id`),
 		Transcripts: rowsOf(t, pool, `SELECT to_jsonb(t)::text FROM transcripts t ORDER BY request_id`),
 		Events:      rowsOf(t, pool, `SELECT to_jsonb(e)::text FROM job_events e ORDER BY id`),
+		Chunks:      rowsOf(t, pool, `SELECT to_jsonb(c)::text FROM transcript_chunks c ORDER BY request_id, seq`),
+		Batches:     rowsOf(t, pool, `SELECT to_jsonb(b)::text FROM batches b ORDER BY batch_id`),
 	}
 }
 

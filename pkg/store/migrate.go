@@ -16,7 +16,8 @@ import (
 )
 
 // Migrate runs a goose command against url: "up" applies every pending
-// migration, "down" rolls back the newest one, "status" lists them all. What
+// migration and then builds the search chunks of transcripts stored without
+// them, "down" rolls back the newest one, "status" lists them all. What
 // was done is written to w (nil discards it). Concurrent callers (several
 // workers starting at once) are serialised by a Postgres advisory lock.
 func Migrate(ctx context.Context, url string, cmd string, w io.Writer) error {
@@ -55,6 +56,9 @@ func Migrate(ctx context.Context, url string, cmd string, w io.Writer) error {
 		}
 		if len(res) == 0 {
 			_, _ = fmt.Fprintln(w, "no pending migrations")
+		}
+		if err := buildMissingChunks(ctx, url, w); err != nil {
+			return err
 		}
 	case "down":
 		r, err := p.Down(ctx)

@@ -44,31 +44,40 @@ func TestMigrateRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := pgtest.NewDB(t) // migrated from the template
-	tables := func() int {
+	count := func(names ...string) int {
 		st, err := store.Open(ctx, url, nil)
 		require.NoError(t, err)
 		defer st.Close()
 		var n int
 		require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM information_schema.tables
-			WHERE table_schema = 'public' AND table_name IN ('jobs', 'transcripts', 'job_events', 'dead_letters')`).Scan(&n))
+			WHERE table_schema = 'public' AND table_name = ANY($1)`, names).Scan(&n))
 		return n
 	}
+	initTables := []string{"jobs", "transcripts", "job_events", "dead_letters"}
+	newRelations := []string{"batches", "transcript_chunks", "language_configs", "transcript_words", "transcript_segments", "job_summary"}
 	run := func(cmd string) string {
 		var out bytes.Buffer
 		require.NoError(t, store.Migrate(ctx, url, cmd, &out), cmd)
 		return out.String()
 	}
+	const when = `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`
 
-	require.Regexp(t, `^applied\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+00001_init.sql\n$`, run("status"))
-	require.Contains(t, run("up"), "no pending migrations")
+	require.Regexp(t, `^applied\s+`+when+`\s+00001_init.sql\napplied\s+`+when+`\s+00002_batches_search_views.sql\n$`, run("status"))
+	require.Equal(t, "no pending migrations\n", run("up"), "nothing to migrate, no chunks to build")
 
+	require.Contains(t, run("down"), "00002_batches_search_views.sql")
+	require.Equal(t, 4, count(initTables...))
+	require.Zero(t, count(newRelations...))
 	require.Contains(t, run("down"), "00001_init.sql")
-	require.Zero(t, tables())
-	require.Regexp(t, `^pending\s+-\s+00001_init.sql\n$`, run("status"))
+	require.Zero(t, count(initTables...))
+	require.Regexp(t, `^pending\s+-\s+00001_init.sql\npending\s+-\s+00002_batches_search_views.sql\n$`, run("status"))
 	require.ErrorContains(t, store.Migrate(ctx, url, "down", nil), "no migration to roll back")
 
-	require.Contains(t, run("up"), "00001_init.sql")
-	require.Equal(t, 4, tables())
+	out := run("up")
+	require.Contains(t, out, "00001_init.sql")
+	require.Contains(t, out, "00002_batches_search_views.sql")
+	require.Equal(t, 4, count(initTables...))
+	require.Equal(t, len(newRelations), count(newRelations...))
 	require.NoError(t, store.Migrate(ctx, url, "up", nil), "nil writer")
 
 	require.ErrorContains(t, store.Migrate(ctx, url, "sideways", nil), `unknown command "sideways"`)
