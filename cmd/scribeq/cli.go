@@ -20,7 +20,12 @@ type CLI struct {
 	Dev         DevCmd         `cmd:"" help:"Run everything in one process: embedded NATS, Postgres (DATABASE_URL or a throwaway local cluster), ingress, submitter, sink, and the emulator when no API key is set."`
 	Submit      SubmitCmd      `cmd:"" help:"Queue audio for transcription: files, folders, globs, manifests, archives and https URLs; prints the cost first."`
 	Status      StatusCmd      `cmd:"" help:"Count jobs by state."`
-	Show        ShowCmd        `cmd:"" help:"Show one job: state, ids, timings, history and transcript."`
+	Show        ShowCmd        `cmd:"" help:"Show one job: state, ids, timings, cost, history and the transcript with speakers and timestamps."`
+	Jobs        JobsCmd        `cmd:"" help:"List jobs, filtered and sorted, as a table, JSON lines or CSV."`
+	Search      SearchCmd      `cmd:"" help:"Full-text search across every transcript: ranked hits with the time and speaker of each."`
+	Export      ExportCmd      `cmd:"" help:"Write transcripts as SRT, VTT, TXT, JSON or CSV, rendered from the stored words."`
+	Watch       WatchCmd       `cmd:"" help:"Follow jobs (a batch) until all are finished; exits non-zero if any failed."`
+	Batches     BatchesCmd     `cmd:"" help:"List batches with their progress, audio hours and cost."`
 	Submitter   SubmitterCmd   `cmd:"" help:"Run the submitter worker: sends queued jobs to ElevenLabs."`
 	Ingress     IngressCmd     `cmd:"" help:"Run the webhook ingress: verifies ElevenLabs webhooks and queues the results."`
 	Sink        SinkCmd        `cmd:"" help:"Run the sink worker: writes job state and transcripts to Postgres."`

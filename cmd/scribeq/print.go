@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/scribeq/scribeq/pkg/elevenlabs"
+	"github.com/scribeq/scribeq/pkg/export"
 	"github.com/scribeq/scribeq/pkg/query"
 )
 
@@ -19,7 +21,9 @@ func printJSON(v any) error {
 
 func absPath(p string) (string, error) { return filepath.Abs(p) }
 
-func printJob(w io.Writer, j *query.Job) {
+// printJob prints a job for people: ids, timings, cost, history, and the
+// transcript in speaker turns with their start times.
+func printJob(w io.Writer, j *query.Job, row *query.JobRow) {
 	str := func(p *string) string {
 		if p == nil {
 			return "-"
@@ -45,7 +49,25 @@ func printJob(w io.Writer, j *query.Job) {
 	fmt.Fprintf(w, "job            %s\n", j.JobID)
 	fmt.Fprintf(w, "state          %s\n", j.State)
 	fmt.Fprintf(w, "source         %s\n", source)
-	fmt.Fprintf(w, "batch          %s\n", str(j.BatchID))
+	batch := str(j.BatchID)
+	if row != nil && row.BatchName != "" {
+		batch = fmt.Sprintf("%s (%s)", row.BatchName, batch)
+	}
+	fmt.Fprintf(w, "batch          %s\n", batch)
+	if row != nil && row.DurationSecs != nil {
+		d := clock(*row.DurationSecs)
+		if row.DurationEstimated {
+			d += " (read from the file)"
+		}
+		fmt.Fprintf(w, "duration       %s\n", d)
+	}
+	if row != nil && row.Cost != nil {
+		est := ""
+		if row.DurationEstimated || j.State != "completed" {
+			est = " (estimated)"
+		}
+		fmt.Fprintf(w, "cost           %s %s%s\n", money(*row.Cost), row.Currency, est)
+	}
 	fmt.Fprintf(w, "request_id     %s\n", str(j.RequestID))
 	fmt.Fprintf(w, "transcription  %s\n", str(j.TranscriptionID))
 	fmt.Fprintf(w, "options        %s\n", string(j.Options))
@@ -74,6 +96,10 @@ func printJob(w io.Writer, j *query.Job) {
 			dur = fmt.Sprintf(", %.1f s of audio", *t.AudioDurationSecs)
 		}
 		fmt.Fprintf(w, "transcript     (%s%s)\n", lang, dur)
-		fmt.Fprintf(w, "%s\n", t.Text)
+		var words []elevenlabs.Word
+		if json.Unmarshal(t.Words, &words) != nil || len(words) == 0 ||
+			export.Render(w, export.TXT, &export.Doc{Words: words}, export.Options{Timestamps: true}) != nil {
+			fmt.Fprintf(w, "%s\n", t.Text)
+		}
 	}
 }

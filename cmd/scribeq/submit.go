@@ -231,17 +231,30 @@ func (c *SubmitCmd) wait(ctx context.Context, g *Globals, ids []string) error {
 
 // StatusCmd prints counts by state.
 type StatusCmd struct {
-	DBFlags `embed:""`
-	JSON    bool `name:"json" help:"Print a JSON object of counts by state."`
+	DBFlags     `embed:""`
+	FilterFlags `embed:""`
+	JSON        bool `name:"json" help:"Print a JSON object of counts by state."`
 }
 
 func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
+	f, err := c.filter(time.Now())
+	if err != nil {
+		return err
+	}
 	db, err := openQuery(ctx, g, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	counts, err := db.Status(ctx)
+	var counts map[string]int64
+	if f.IsZero() {
+		counts, err = db.Status(ctx)
+	} else {
+		var p *query.Progress
+		if p, err = db.BatchProgress(ctx, f); p != nil {
+			counts = p.Counts
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -276,14 +289,18 @@ func (c *ShowCmd) Run(ctx context.Context, g *Globals) error {
 			key = abs
 		}
 	}
-	j, err := db.Show(ctx, key, c.JSON)
+	j, err := db.Show(ctx, key, true)
 	if err != nil {
 		return err
 	}
 	if c.JSON {
 		return printJSON(j)
 	}
-	printJob(os.Stdout, j)
+	var row *query.JobRow
+	if rows, _, err := db.Jobs(ctx, query.Filter{JobIDs: []string{j.JobID}}, query.Page{Limit: 1}); err == nil && len(rows) == 1 {
+		row = &rows[0]
+	}
+	printJob(os.Stdout, j, row)
 	return nil
 }
 
