@@ -15,7 +15,7 @@ type RetryCmd struct {
 	QueueFlags `embed:""`
 	IDs        []string `arg:"" optional:"" name:"job" help:"Job ids to retry."`
 	AllFailed  bool     `name:"all-failed" help:"Retry every failed job (of --batch, if given)."`
-	Batch      string   `name:"batch" help:"With --all-failed: only this batch."`
+	Batch      string   `name:"batch" placeholder:"ID|NAME" help:"With --all-failed: only this batch (its id or name)."`
 }
 
 func (c *RetryCmd) Run(ctx context.Context, g *Globals) error {

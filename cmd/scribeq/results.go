@@ -194,7 +194,9 @@ func (c *SearchCmd) Run(ctx context.Context, g *Globals) error {
 	for _, h := range hits {
 		who := ""
 		if h.Speaker != "" {
-			who = " " + h.Speaker + ":"
+			who = " " + speakerLabel(h.Speaker) + ":"
+		} else if h.Channel != nil {
+			who = fmt.Sprintf(" Channel %d:", *h.Channel+1)
 		}
 		snippet := strings.NewReplacer(query.SnippetStart, on, query.SnippetStop, off, "\n", " ").Replace(h.Snippet)
 		fmt.Printf("%s  [%s]%s %s\n", h.Name, clock(h.Start), who, snippet)
@@ -476,6 +478,14 @@ func (c *BatchesCmd) Run(ctx context.Context, g *Globals) error {
 			r.Total, done, r.Counts["failed"], audioHours(r.AudioSecs), dashIfEmpty(strings.Join(costs, ", ")))
 	}
 	return tw.Flush()
+}
+
+// speakerLabel names ElevenLabs' speaker_0 as export does: Speaker 1.
+func speakerLabel(id string) string {
+	if n, err := strconv.Atoi(strings.TrimPrefix(id, "speaker_")); err == nil && strings.HasPrefix(id, "speaker_") {
+		return fmt.Sprintf("Speaker %d", n+1)
+	}
+	return id
 }
 
 // clock prints seconds as h:mm:ss (or m:ss under an hour).

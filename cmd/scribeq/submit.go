@@ -284,9 +284,14 @@ func (c *ShowCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer db.Close()
 	key := c.Key
-	if _, err := os.Stat(key); err == nil && !strings.Contains(key, "://") {
-		if abs, err := absPath(key); err == nil {
+	// Paths are stored absolute; an archive entry as <archive>!<entry>.
+	file, entry, inArchive := strings.Cut(key, "!")
+	if _, err := os.Stat(file); err == nil && !strings.Contains(key, "://") {
+		if abs, err := absPath(file); err == nil {
 			key = abs
+			if inArchive {
+				key += "!" + entry
+			}
 		}
 	}
 	j, err := db.Show(ctx, key, true)

@@ -22,13 +22,14 @@ type JobRef struct {
 }
 
 // JobRefs returns the jobs with the given ids, or, with no ids, every job in
-// state (and in batch, when given).
+// state (and in batch, by id or name, when given).
 func (d *DB) JobRefs(ctx context.Context, ids []string, state, batch string) ([]JobRef, error) {
 	rows, err := d.pool.Query(ctx, `
 		SELECT job_id, batch_id, state, attempts, request_id, transcription_id, source, options, metadata
 		FROM jobs
 		WHERE CASE WHEN cardinality($1::text[]) > 0 THEN job_id = ANY($1)
-		           ELSE state = $2 AND ($3 = '' OR batch_id = $3) END
+		           ELSE state = $2 AND ($3 = '' OR batch_id = $3
+		                                 OR batch_id IN (SELECT batch_id FROM batches WHERE name = $3)) END
 		ORDER BY created_at, job_id`, ids, state, batch)
 	if err != nil {
 		return nil, fmt.Errorf("query: jobs: %w", err)

@@ -281,3 +281,19 @@ func TestTranscriptsExport(t *testing.T) {
 	}))
 	require.Equal(t, []string{"x005"}, got, "x010 and x100 have no transcript")
 }
+
+// retry --batch takes a batch's id or its name.
+func TestJobRefsByBatchIDOrName(t *testing.T) {
+	t.Parallel()
+	db, _ := listCorpus(t)
+	ctx := context.Background()
+	for _, batch := range []string{"b1", "calls"} {
+		refs, err := db.JobRefs(ctx, nil, "failed", batch)
+		require.NoError(t, err)
+		require.Len(t, refs, 1, batch)
+		require.Equal(t, "c", refs[0].JobID)
+	}
+	refs, err := db.JobRefs(ctx, nil, "failed", "interviews")
+	require.NoError(t, err)
+	require.Empty(t, refs)
+}
