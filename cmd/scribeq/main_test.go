@@ -30,8 +30,13 @@ func TestHelp(t *testing.T) {
 		{[]string{"dev"}, []string{"DATABASE_URL", "ELEVENLABS_API_KEY", "--nats-port"}},
 		{[]string{"emulator"}, []string{"--webhook-url", "--delay"}},
 		{[]string{"migrate"}, []string{"up", "down", "status"}},
-		{[]string{"status"}, []string{"--json"}},
+		{[]string{"status"}, []string{"--json", "--batch"}},
 		{[]string{"show"}, []string{"--json"}},
+		{[]string{"submit"}, []string{"--dry-run", "--max-cost", "--include", "SCRIBEQ_PRICE_PER_HOUR", "--max-file-size"}},
+		{[]string{"jobs"}, []string{"--state", "--since", "--metadata", "--language", "--sort", "--after", "--csv"}},
+		{[]string{"search"}, []string{"--batch", "--limit", "--json"}},
+		{[]string{"export"}, []string{"--format", "--out", "--max-cue-secs", "--speakers", "--additional"}},
+		{[]string{"watch"}, []string{"--batch", "--interval"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(append([]string{"Help"}, tt.args...), ""), func(t *testing.T) {
