@@ -161,7 +161,7 @@ func TestParseSubmitOutput(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "submit.out")
 	out := "queued            /l/rec-000001.wav  job 11111111-aaaa\n" +
-		"queued            /l/rec-000002.wav  job 22222222-bbbb\n" +
+		"queued            /l/rec-000002.wav  job 22222222-bbbb  (finished an interrupted submit)\n" +
 		"skipped           /l/notes.txt  (not an audio or video file)\n" +
 		"2 queued (0.0 MB), 0 already submitted, 1 skipped, 0 errors\n"
 	require.NoError(t, os.WriteFile(path, []byte(out), 0o644))

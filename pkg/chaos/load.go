@@ -106,7 +106,7 @@ func parseSubmitOutput(path string) (jobs []Submitted, bad []string, err error) 
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		switch {
-		case len(fields) == 4 && fields[0] == string(intake.Queued) && fields[2] == "job":
+		case len(fields) >= 4 && fields[0] == string(intake.Queued) && fields[2] == "job":
 			jobs = append(jobs, Submitted{JobID: fields[3], Path: fields[1]})
 		case len(fields) > 0 && (fields[0] == string(intake.Failed) || fields[0] == string(intake.Skipped) ||
 			fields[0] == string(intake.AlreadySubmitted)):

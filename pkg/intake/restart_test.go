@@ -96,6 +96,7 @@ func TestQueueWaitsOutANATSRestart(t *testing.T) {
 	require.NoError(t, o.err)
 	for _, r := range o.res {
 		require.Equal(t, intake.Queued, r.Status, r.Reason)
+		require.Empty(t, r.Reason, "a retry within one submit is not an interrupted submit")
 	}
 	require.Len(t, streamMessages(t, q, event.StreamJobs), 3)
 }

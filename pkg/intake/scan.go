@@ -46,6 +46,9 @@ type item struct {
 	job    *event.Job // Ready and AlreadySubmitted items
 	key    string     // job id without Force: what makes two items the same job
 	stored bool       // the object was already in AUDIO at scan time
+	// claimedHere: this submit made the item's INTAKE claim (so a retry
+	// that finds it is not finishing someone else's interrupted submit).
+	claimedHere bool
 }
 
 type scanner struct {

@@ -169,7 +169,10 @@ func (p *Plan) sendItem(ctx context.Context, it *item, open opener, t *tracker) 
 		return nil
 	}
 	// Resumed: the scan or the claim found an earlier submit's claim.
-	resumed := claimed != &job || it.res.Reason != ""
+	if claimed == &job {
+		it.claimedHere = true
+	}
+	resumed := !it.claimedHere || it.res.Reason != ""
 	if it.sum != "" {
 		if err := p.store(ctx, it, open, t); err != nil {
 			return fail(err)
