@@ -35,6 +35,10 @@ chaos: ## The fault suite at full size: real processes killed, NATS and Postgres
 chaos-ci: ## The fault suite at CI size (what .ci/run runs)
 	$(GO) test -tags chaos -count=1 -v -run 'TestChaos$(if $(T),/$(T))' -timeout 60m ./pkg/chaos/
 
+.PHONY: bench
+bench: ## Performance figures beside this machine's limits, one table (BENCH_MARKDOWN=docs/performance.md also writes it)
+	$(GO) test -tags bench -count=1 -v -run 'TestBench$(if $(T),/$(T))' -timeout 30m ./pkg/bench/
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
