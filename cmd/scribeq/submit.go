@@ -184,9 +184,9 @@ func resultLine(r intake.Result) string {
 	}
 	switch {
 	case r.DuplicateOf != "":
-		line += "  (same audio as " + r.DuplicateOf + ")"
+		line += "  — same audio as " + r.DuplicateOf
 	case r.Reason != "":
-		line += "  (" + r.Reason + ")"
+		line += "  — " + r.Reason
 	}
 	return line
 }
