@@ -298,11 +298,20 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), in.cfg.PublishTimeout)
 	defer cancel()
 	var pubErr error
+	marked := make(chan struct{})
 	if in.spool != nil && !in.q.NC.IsConnected() {
 		// Known down: waiting out PublishTimeout would only risk the
 		// sender giving up on us.
 		pubErr = errors.New("nats not connected")
 	} else {
+		// The mark and the event are two fsynced writes; made together
+		// they cost one round trip. The mark only says that ElevenLabs
+		// accepted the call, which this delivery proves whatever becomes
+		// of the event.
+		go func() {
+			defer close(marked)
+			in.markWebhook(ctx, log, ev)
+		}()
 		pubErr = in.q.PublishEvent(ctx, ev)
 	}
 	if pubErr != nil {
@@ -321,7 +330,7 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "spooled"})
 		return
 	}
-	in.markWebhook(ctx, log, ev)
+	<-marked
 	log.Info("webhook stored", "bytes", len(body))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
