@@ -77,6 +77,9 @@ type Plan struct {
 	items []*item
 	mu    sync.Mutex
 	used  bool
+	// pace is the upload rate in bytes/s once NATS has shown it cannot
+	// store faster; 0 sends as fast as the source reads.
+	pace float64
 }
 
 // Totals sum up a Plan.

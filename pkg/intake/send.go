@@ -216,16 +216,46 @@ func (p *Plan) store(ctx context.Context, it *item, open opener, t *tracker) err
 		t.skipBytes(it)
 		return nil
 	}
+	first := t.startUpload(it)
+	for try := 1; ; try++ {
+		sent, took, err := p.put(ctx, it, open, t, first)
+		if err == nil || !overloaded(err) || ctx.Err() != nil || try == 5 {
+			return err
+		}
+		// NATS took the chunks slower than we sent them (its ingest queue
+		// or our publisher's window filled up): send this and the following
+		// items at half the rate it did take.
+		if first {
+			t.add(-sent)
+		}
+		p.pace = max(float64(sent)/max(took.Seconds(), 0.001)/2, 1<<20)
+		in.log.Warn("NATS is storing the upload slower than it arrives; sending it again, paced",
+			"source", it.res.Source, "bytes_per_sec", int64(p.pace), "err", err)
+	}
+}
+
+// put is one try at streaming an item into AUDIO. It returns how many
+// bytes it read and for how long.
+func (p *Plan) put(ctx context.Context, it *item, open opener, t *tracker, count bool) (int64, time.Duration, error) {
+	in := p.in
 	rc, err := open()
 	if err != nil {
-		return fmt.Errorf("read %s: %s", it.res.Source, errText(err))
+		return 0, 0, fmt.Errorf("read %s: %s", it.res.Source, errText(err))
 	}
 	defer func() { _ = rc.Close() }()
 	h := sha256.New()
-	first := t.startUpload(it)
+	var sent int64
+	start := time.Now()
 	r := &meter{r: ctxReader{ctx, io.TeeReader(rc, h)}, add: func(n int64) {
-		if first {
+		sent += n
+		if count {
 			t.add(n)
+		}
+		if p.pace > 0 {
+			// Never ahead of the paced schedule.
+			if ahead := time.Duration(float64(sent)/p.pace*float64(time.Second)) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
 		}
 	}}
 	// The object store removes a partial upload only if its own context is
@@ -235,17 +265,25 @@ func (p *Plan) store(ctx context.Context, it *item, open opener, t *tracker) err
 	}, r)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return cerr
+			return sent, time.Since(start), cerr
 		}
-		return fmt.Errorf("store %s in the object store: %w", it.res.Source, err)
+		return sent, time.Since(start), fmt.Errorf("store %s in the object store: %w", it.res.Source, err)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != it.sum || int64(info.Size) != it.res.Bytes {
 		if err := in.q.Audio.Delete(context.WithoutCancel(ctx), it.sum); err != nil {
 			in.log.Warn("could not delete an object stored under the wrong name", "object", it.sum, "err", err)
 		}
-		return fmt.Errorf("%s: %w", it.res.Source, errChanged)
+		return sent, time.Since(start), fmt.Errorf("%s: %w", it.res.Source, errChanged)
 	}
-	return nil
+	return sent, time.Since(start), nil
+}
+
+// overloaded reports whether the object store refused chunks for coming
+// faster than JetStream stores them: worth sending again, slower.
+func overloaded(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
+		(errors.As(err, &apiErr) && apiErr.Code == 429)
 }
 
 // queueZip sends entries of one zip archive, reopening each.
