@@ -64,17 +64,17 @@ type multichannel struct {
 // ParseTranscript decodes a single-channel or multichannel result (the sync
 // answer, the GET transcript answer, or a webhook's data.transcription).
 func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
+	// One pass over what may be tens of MB: a single-channel result fills
+	// Chunk, a multichannel one leaves Transcripts to decode on its own.
 	var probe struct {
+		Chunk
 		Transcripts json.RawMessage `json:"transcripts"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return nil, fmt.Errorf("parse transcript: %w", err)
 	}
 	if len(probe.Transcripts) == 0 || string(probe.Transcripts) == "null" {
-		var c Chunk
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return nil, fmt.Errorf("parse transcript: %w", err)
-		}
+		c := &probe.Chunk
 		return &Transcript{
 			LanguageCode:        c.LanguageCode,
 			LanguageProbability: c.LanguageProbability,
@@ -85,8 +85,8 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 			Channels:            channelsOf(c.Words),
 		}, nil
 	}
-	var m multichannel
-	if err := json.Unmarshal(raw, &m); err != nil {
+	m := multichannel{TranscriptionID: probe.TranscriptionID, AudioDurationSecs: probe.AudioDurationSecs}
+	if err := json.Unmarshal(probe.Transcripts, &m.Transcripts); err != nil {
 		return nil, fmt.Errorf("parse multichannel transcript: %w", err)
 	}
 	if len(m.Transcripts) == 0 {

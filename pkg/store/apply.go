@@ -607,7 +607,8 @@ func (m *model) write(ctx context.Context, tx pgx.Tx) error {
 				VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11)
 				ON CONFLICT (request_id) DO NOTHING`,
 				t.requestID, t.jobID, t.transcriptionID, lang, e.tr.LanguageProbability,
-				e.tr.Text, string(e.words), e.tr.AudioDurationSecs, string(bytes.TrimSpace(e.Transcription)), t.receivedAt,
+				// Bytes, not strings: a 10-hour transcript is tens of MB.
+				e.tr.Text, e.words, e.tr.AudioDurationSecs, bytes.TrimSpace(e.Transcription), t.receivedAt,
 				chunksVersion)
 			if len(e.chunks.seq) > 0 {
 				queue(labelOf(e)+": search chunks", nil, insertChunksSQL, e.chunks.args(t.requestID, t.jobID, lang)...)
