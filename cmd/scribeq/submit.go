@@ -87,9 +87,12 @@ func (c *SubmitCmd) Run(ctx context.Context, g *Globals) error {
 		Options: opts, Metadata: c.Metadata, Batch: c.Batch, Force: c.Force,
 	}, func(r intake.Result) {
 		scanned++
-		if r.Status != intake.Ready {
+		switch {
+		case r.Status == intake.Skipped || r.Status == intake.Failed:
+			// Listed together at the end, where they are not scrolled away.
+		case r.Status != intake.Ready:
 			fmt.Println(resultLine(r))
-		} else if time.Since(lastNote) > 5*time.Second {
+		case time.Since(lastNote) > 5*time.Second:
 			fmt.Fprintf(os.Stderr, "reading: %d items so far\n", scanned)
 			lastNote = time.Now()
 		}
@@ -101,7 +104,7 @@ func (c *SubmitCmd) Run(ctx context.Context, g *Globals) error {
 	fmt.Printf("batch %q (%s)\n", plan.BatchName, plan.BatchID)
 	if t.Items == 0 {
 		fmt.Println("nothing new to queue")
-		return c.exit(t.Counts)
+		return c.exit(plan.Results)
 	}
 	est := fmt.Sprintf("%d to queue: %s, %s of audio, estimated cost %s %s at %.2f %s/h",
 		t.Items, humanBytes(t.Bytes), audioHours(t.AudioSecs), money(t.Cost), t.Currency, t.PerHour, t.Currency)
@@ -111,7 +114,7 @@ func (c *SubmitCmd) Run(ctx context.Context, g *Globals) error {
 	fmt.Println(est)
 	if c.DryRun {
 		fmt.Println("dry run: nothing queued")
-		return c.exit(t.Counts)
+		return c.exit(plan.Results)
 	}
 	if c.MaxCost > 0 && t.Cost > c.MaxCost {
 		return &exitError{code: 4, msg: fmt.Sprintf("estimated cost %s %s is above --max-cost %s: nothing queued", money(t.Cost), t.Currency, money(c.MaxCost))}
@@ -149,7 +152,7 @@ func (c *SubmitCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 	}
-	return c.exit(counts)
+	return c.exit(results)
 }
 
 // money shows small amounts with enough digits to not read as zero.
@@ -168,13 +171,27 @@ func audioHours(secs float64) string {
 	return fmt.Sprintf("%.2f h", secs/3600)
 }
 
-// exit says, by its code, whether anything named was left out.
-func (c *SubmitCmd) exit(counts map[intake.Status]int) error {
-	if counts[intake.Failed] > 0 || counts[intake.Skipped] > 0 {
-		return &exitError{code: 3, msg: fmt.Sprintf("%d skipped and %d errors: those were not queued (see the lines above)",
-			counts[intake.Skipped], counts[intake.Failed])}
+// exit lists together what was named but not queued, and says by its code
+// whether there was any.
+func (c *SubmitCmd) exit(results []intake.Result) error {
+	var skipped, failed []string
+	for _, r := range results {
+		switch r.Status {
+		case intake.Skipped:
+			skipped = append(skipped, resultLine(r))
+		case intake.Failed:
+			failed = append(failed, resultLine(r))
+		}
 	}
-	return nil
+	if len(skipped)+len(failed) == 0 {
+		return nil
+	}
+	fmt.Printf("\nnot queued (%d):\n", len(skipped)+len(failed))
+	for _, l := range append(failed, skipped...) {
+		fmt.Println("  " + l)
+	}
+	return &exitError{code: 3, msg: fmt.Sprintf("%d skipped and %d errors were not queued (listed above); errors can be retried by running the same submit again",
+		len(skipped), len(failed))}
 }
 
 func resultLine(r intake.Result) string {
