@@ -156,11 +156,9 @@ func (p *Plan) sendItem(ctx context.Context, it *item, open opener, t *tracker) 
 	in := p.in
 	job := *it.job
 	job.At = time.Now().UTC()
-	fail := func(err error) error { return err }
-
 	claimed, queued, err := withTimeout2(ctx, func(ctx context.Context) (*event.Job, bool, error) { return in.claim(ctx, &job) })
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	if queued {
 		t.skipBytes(it)
@@ -175,16 +173,16 @@ func (p *Plan) sendItem(ctx context.Context, it *item, open opener, t *tracker) 
 	resumed := !it.claimedHere || it.res.Reason != ""
 	if it.sum != "" {
 		if err := p.store(ctx, it, open, t); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	if _, err := in.q.PublishJob(ctx, claimed); err != nil {
-		return fail(err)
+		return err
 	}
 	if err := in.q.PublishEvent(ctx, &event.Event{
 		Type: event.TypeQueued, JobID: claimed.JobID, At: claimed.At, Job: claimed, Process: in.Process,
 	}); err != nil {
-		return fail(err)
+		return err
 	}
 	if err := withTimeout(ctx, func(ctx context.Context) error { return in.markQueued(ctx, claimed.JobID) }); err != nil {
 		// The job is queued; a re-run finds the claim and publishes the
