@@ -609,16 +609,11 @@ func (s *Submitter) request(ctx context.Context, job *event.Job, attempt string)
 		req.SourceURL = job.Source.URL
 		return req, func() {}, nil
 	}
-	obj, err := s.q.Audio.Get(ctx, job.Source.Object)
+	obj, err := s.q.OpenAudio(ctx, job.Source.Object)
 	if err != nil {
-		return nil, nil, fmt.Errorf("get audio %s: %w", job.Source.Object, err)
+		return nil, nil, err
 	}
-	info, err := obj.Info()
-	if err != nil {
-		_ = obj.Close()
-		return nil, nil, fmt.Errorf("stat audio %s: %w", job.Source.Object, err)
-	}
-	req.File, req.FileSize, req.FileName = obj, int64(info.Size), job.Source.Name
+	req.File, req.FileSize, req.FileName = obj, int64(obj.Info.Size), job.Source.Name
 	if req.FileName == "" {
 		req.FileName = job.Source.Object
 	}

@@ -1,0 +1,112 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scribeq/scribeq/pkg/event"
+)
+
+// readAhead is how many chunks an AudioReader fetches ahead of its reader:
+// enough to keep an upload busy while the next ones arrive, few enough that
+// a 10 GB file costs a couple of MiB (nats.go's ObjectStore.Get may buffer
+// 64 MiB per object).
+const readAhead = 16
+
+// AudioReader streams one object of the AUDIO store in order, fetching a
+// bounded number of chunks ahead, and checks the object's digest at the end.
+type AudioReader struct {
+	Info *jetstream.ObjectInfo
+
+	ctx    context.Context
+	msgs   jetstream.MessagesContext
+	cur    []byte
+	chunks uint32 // chunks still to read
+	read   uint64
+	sum    hash.Hash
+	err    error
+}
+
+// OpenAudio opens the AUDIO object name for reading. Close it when done.
+// A missing object is jetstream.ErrObjectNotFound.
+func (q *Queue) OpenAudio(ctx context.Context, name string) (*AudioReader, error) {
+	info, err := q.Audio.GetInfo(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("queue: audio %s: %w", name, err)
+	}
+	if info.NUID == "" || (info.Opts != nil && info.Opts.Link != nil) {
+		return nil, fmt.Errorf("queue: audio %s: not a plain object", name)
+	}
+	r := &AudioReader{Info: info, ctx: ctx, chunks: info.Chunks, sum: sha256.New()}
+	if info.Size == 0 || info.Chunks == 0 {
+		r.err = io.EOF
+		return r, nil
+	}
+	cons, err := q.JS.OrderedConsumer(ctx, "OBJ_"+event.BucketAudio, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{"$O." + event.BucketAudio + ".C." + info.NUID},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: read audio %s: %w", name, err)
+	}
+	if r.msgs, err = cons.Messages(jetstream.PullMaxMessages(readAhead)); err != nil {
+		return nil, fmt.Errorf("queue: read audio %s: %w", name, err)
+	}
+	return r, nil
+}
+
+func (r *AudioReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.chunks == 0 {
+			r.err = r.finish()
+			return 0, r.err
+		}
+		m, err := r.msgs.Next(jetstream.NextContext(r.ctx))
+		if err != nil {
+			r.err = fmt.Errorf("queue: read audio %s: %w", r.Info.Name, err)
+			return 0, r.err
+		}
+		r.cur = m.Data()
+		r.chunks--
+		r.read += uint64(len(r.cur))
+		r.sum.Write(r.cur)
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// finish checks what was read against the object's size and digest.
+func (r *AudioReader) finish() error {
+	if r.read != r.Info.Size {
+		return fmt.Errorf("queue: audio %s: read %d bytes of %d", r.Info.Name, r.read, r.Info.Size)
+	}
+	want, err := jetstream.DecodeObjectDigest(r.Info.Digest)
+	if err != nil {
+		return fmt.Errorf("queue: audio %s: %w", r.Info.Name, err)
+	}
+	if !bytes.Equal(want, r.sum.Sum(nil)) {
+		return fmt.Errorf("queue: audio %s: %w", r.Info.Name, jetstream.ErrDigestMismatch)
+	}
+	return io.EOF
+}
+
+// Close stops fetching, which also ends a Read waiting for a chunk; the
+// server forgets the consumer soon after.
+func (r *AudioReader) Close() error {
+	if r.msgs != nil {
+		r.msgs.Stop()
+	}
+	return nil
+}
