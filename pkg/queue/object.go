@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -26,6 +27,8 @@ type AudioReader struct {
 	Info *jetstream.ObjectInfo
 
 	ctx    context.Context
+	js     jetstream.JetStream
+	cons   jetstream.Consumer
 	msgs   jetstream.MessagesContext
 	cur    []byte
 	chunks uint32 // chunks still to read
@@ -44,20 +47,22 @@ func (q *Queue) OpenAudio(ctx context.Context, name string) (*AudioReader, error
 	if info.NUID == "" || (info.Opts != nil && info.Opts.Link != nil) {
 		return nil, fmt.Errorf("queue: audio %s: not a plain object", name)
 	}
-	r := &AudioReader{Info: info, ctx: ctx, chunks: info.Chunks, sum: sha256.New()}
+	r := &AudioReader{Info: info, ctx: ctx, js: q.JS, chunks: info.Chunks, sum: sha256.New()}
 	if info.Size == 0 || info.Chunks == 0 {
 		r.err = io.EOF
 		return r, nil
 	}
-	cons, err := q.JS.OrderedConsumer(ctx, "OBJ_"+event.BucketAudio, jetstream.OrderedConsumerConfig{
+	// Close deletes the consumer; the threshold only cleans up after a
+	// process that died reading (streams limit how many consumers they hold).
+	r.cons, err = q.JS.OrderedConsumer(ctx, audioStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{"$O." + event.BucketAudio + ".C." + info.NUID},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: time.Minute,
+		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: read audio %s: %w", name, err)
 	}
-	if r.msgs, err = cons.Messages(jetstream.PullMaxMessages(readAhead)); err != nil {
+	if r.msgs, err = r.cons.Messages(jetstream.PullMaxMessages(readAhead)); err != nil {
 		return nil, fmt.Errorf("queue: read audio %s: %w", name, err)
 	}
 	return r, nil
@@ -102,11 +107,23 @@ func (r *AudioReader) finish() error {
 	return io.EOF
 }
 
-// Close stops fetching, which also ends a Read waiting for a chunk; the
-// server forgets the consumer soon after.
+// Close stops fetching, which also ends a Read waiting for a chunk, and
+// deletes the consumer.
 func (r *AudioReader) Close() error {
-	if r.msgs != nil {
-		r.msgs.Stop()
+	if r.msgs == nil {
+		return nil
+	}
+	r.msgs.Stop()
+	info := r.cons.CachedInfo()
+	if info == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
+	defer cancel()
+	if err := r.js.DeleteConsumer(ctx, audioStream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("queue: delete audio reader %s: %w", info.Name, err)
 	}
 	return nil
 }
+
+const audioStream = "OBJ_" + event.BucketAudio

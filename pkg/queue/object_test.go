@@ -33,6 +33,12 @@ func TestOpenAudioStreamsTheObjectAndChecksIt(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ar.Close())
 	require.True(t, bytes.Equal(data, got), "the object comes back byte for byte")
+	// Readers leave no consumers behind: streams limit how many they hold.
+	st, err := q.JS.Stream(ctx, "OBJ_AUDIO")
+	require.NoError(t, err)
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Consumers)
 
 	_, err = q.Audio.Put(ctx, jetstream.ObjectMeta{Name: "empty"}, bytes.NewReader(nil))
 	require.NoError(t, err)
