@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -214,74 +215,55 @@ func (p *Plan) store(ctx context.Context, it *item, open opener, t *tracker) err
 		t.skipBytes(it)
 		return nil
 	}
-	first := t.startUpload(it)
-	for try := 1; ; try++ {
-		sent, took, err := p.put(ctx, it, open, t, first)
-		if err == nil || !overloaded(err) || ctx.Err() != nil || try == 5 {
-			return err
-		}
-		// NATS took the chunks slower than we sent them (its ingest queue
-		// or our publisher's window filled up): send this and the following
-		// items at half the rate it did take.
-		if first {
-			t.add(-sent)
-		}
-		p.pace = max(float64(sent)/max(took.Seconds(), 0.001)/2, 1<<20)
-		in.log.Warn("NATS is storing the upload slower than it arrives; sending it again, paced",
-			"source", it.res.Source, "bytes_per_sec", int64(p.pace), "err", err)
-	}
-}
-
-// put is one try at streaming an item into AUDIO. It returns how many
-// bytes it read and for how long.
-func (p *Plan) put(ctx context.Context, it *item, open opener, t *tracker, count bool) (int64, time.Duration, error) {
-	in := p.in
-	rc, err := open()
-	if err != nil {
-		return 0, 0, fmt.Errorf("read %s: %s", it.res.Source, errText(err))
-	}
-	defer func() { _ = rc.Close() }()
-	h := sha256.New()
+	count := t.startUpload(it)
+	var rc io.ReadCloser
+	var h hash.Hash
 	var sent int64
-	start := time.Now()
-	r := &meter{r: ctxReader{ctx, io.TeeReader(rc, h)}, add: func(n int64) {
-		sent += n
-		if count {
-			t.add(n)
+	var openErr error
+	defer func() {
+		if rc != nil {
+			_ = rc.Close()
 		}
-		if p.pace > 0 {
-			// Never ahead of the paced schedule.
-			if ahead := time.Duration(float64(sent)/p.pace*float64(time.Second)) - time.Since(start); ahead > 0 {
-				time.Sleep(ahead)
+	}()
+	// PutAudio opens the item again when it has to send it again, slower.
+	openItem := func() (io.Reader, error) {
+		if rc != nil {
+			_ = rc.Close()
+			if count {
+				t.add(-sent)
 			}
 		}
-	}}
-	// The object store removes a partial upload only if its own context is
-	// alive; an interrupt reaches Put as a read error instead (ctxReader).
-	info, err := in.q.Audio.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{
-		Name: it.sum, Description: it.job.Source.Name,
-	}, r)
+		var err error
+		if rc, err = open(); err != nil {
+			rc = nil
+			openErr = fmt.Errorf("read %s: %s", it.res.Source, errText(err))
+			return nil, openErr
+		}
+		h, sent = sha256.New(), 0
+		return &meter{r: io.TeeReader(rc, h), add: func(n int64) {
+			sent += n
+			if count {
+				t.add(n)
+			}
+		}}, nil
+	}
+	info, err := in.q.PutAudio(ctx, jetstream.ObjectMeta{Name: it.sum, Description: it.job.Source.Name}, openItem, &p.pace)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return sent, time.Since(start), cerr
+			return cerr
 		}
-		return sent, time.Since(start), fmt.Errorf("store %s in the object store: %w", it.res.Source, err)
+		if err == openErr {
+			return err
+		}
+		return fmt.Errorf("store %s in the object store: %w", it.res.Source, err)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != it.sum || int64(info.Size) != it.res.Bytes {
 		if err := in.q.Audio.Delete(context.WithoutCancel(ctx), it.sum); err != nil {
 			in.log.Warn("could not delete an object stored under the wrong name", "object", it.sum, "err", err)
 		}
-		return sent, time.Since(start), fmt.Errorf("%s: %w", it.res.Source, errChanged)
+		return fmt.Errorf("%s: %w", it.res.Source, errChanged)
 	}
-	return sent, time.Since(start), nil
-}
-
-// overloaded reports whether the object store refused chunks for coming
-// faster than JetStream stores them: worth sending again, slower.
-func overloaded(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
-		(errors.As(err, &apiErr) && apiErr.Code == 429)
+	return nil
 }
 
 // queueZip sends entries of one zip archive, reopening each.

@@ -127,3 +127,67 @@ func (r *AudioReader) Close() error {
 }
 
 const audioStream = "OBJ_" + event.BucketAudio
+
+// PutAudio stores the object meta.Name in AUDIO from the reader open
+// returns. JetStream fsyncing every write can take chunks slower than a
+// fast disk reads them; it then refuses them (a 429, or the object store's
+// publisher stalls). PutAudio then calls open again and sends the object
+// paced at half the rate JetStream did take, up to five tries. *pace
+// carries that rate in bytes/s from one object to the next (0: unpaced).
+// When ctx ends the reader fails, so the partial object is removed.
+func (q *Queue) PutAudio(ctx context.Context, meta jetstream.ObjectMeta, open func() (io.Reader, error), pace *float64) (*jetstream.ObjectInfo, error) {
+	for try := 1; ; try++ {
+		r, err := open()
+		if err != nil {
+			return nil, err
+		}
+		pr := &pacedReader{ctx: ctx, r: r, rate: *pace, start: time.Now()}
+		// The object store removes a partial upload only if its own
+		// context is alive; ctx reaches Put as a read error instead.
+		info, err := q.Audio.Put(context.WithoutCancel(ctx), meta, pr)
+		if err == nil || !overloaded(err) || ctx.Err() != nil || try == 5 {
+			return info, err
+		}
+		took := time.Since(pr.start).Seconds()
+		*pace = max(float64(pr.n)/max(took, 0.001)/2, 1<<20)
+		q.cfg.Logger.Warn("NATS is storing the upload slower than it arrives; sending it again, paced",
+			"object", meta.Name, "bytes_per_sec", int64(*pace), "err", err)
+	}
+}
+
+// overloaded reports whether the object store refused chunks for coming
+// faster than JetStream stores them: worth sending again, slower.
+func overloaded(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
+		(errors.As(err, &apiErr) && apiErr.Code == 429)
+}
+
+// pacedReader reads no faster than rate bytes/s (0: as fast as it can) and
+// fails once ctx is done.
+type pacedReader struct {
+	ctx   context.Context
+	r     io.Reader
+	rate  float64
+	start time.Time
+	n     int64
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.rate > 0 {
+		if wait := time.Until(p.start.Add(time.Duration(float64(p.n) / p.rate * float64(time.Second)))); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-p.ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+	}
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	return n, err
+}
