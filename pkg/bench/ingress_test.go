@@ -122,7 +122,7 @@ func benchIngress(t *testing.T) []bench.Row {
 	cpu0, natsCPU0 := benchCPU(c.Ingress.PID()), benchCPU(c.NATS.PID())
 	var rows []bench.Row
 	for _, conc := range []int{1, 16, 64} {
-		loadLabel := benchLoadAvg()
+		loadLabel := loadAvg()
 		ing := benchRunLoad(ctx, conc, fmt.Sprintf("ing%d", conc), post)
 		cpu1, natsCPU1 := benchCPU(c.Ingress.PID()), benchCPU(c.NATS.PID())
 		raw := benchRunLoad(ctx, conc, fmt.Sprintf("raw%d", conc), publish)
@@ -149,8 +149,8 @@ func benchIngress(t *testing.T) []bench.Row {
 			Command: "make bench T=ingress",
 		}
 		if conc == 64 {
-			rateRow.Target, rateRow.Met = "≥ 40%", benchMet(ing.rate() >= 0.4*raw.rate())
-			latRow.Target, latRow.Met = "p99 < 50 ms", benchMet(ing.pct(99) < 50*time.Millisecond)
+			rateRow.Target, rateRow.Met = "≥ 40%", met(ing.rate() >= 0.4*raw.rate())
+			latRow.Target, latRow.Met = "p99 < 50 ms", met(ing.pct(99) < 50*time.Millisecond)
 		}
 		rows = append(rows, rateRow, latRow)
 	}
@@ -279,20 +279,6 @@ func benchStopProcs(t *testing.T, ps ...*chaos.Proc) {
 	}
 }
 
-// benchLoadAvg is the 1-minute load average, for the log: other jobs on
-// the machine make every figure noisier.
-func benchLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // benchCPU is the user and system CPU time pid has used, from
 // /proc/<pid>/stat, to tell a process's own work from its waiting.
 func benchCPU(pid int) time.Duration {
@@ -315,13 +301,6 @@ func benchCPU(pid int) time.Duration {
 
 func benchMs(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
-}
-
-func benchMet(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "no"
 }
 
 // benchPerfStart records a CPU profile of pids with perf (call graphs from

@@ -65,7 +65,7 @@ func benchSink(t *testing.T) []bench.Row {
 		sinkEvents, bytesWords/sinkEvents, time.Since(pubStart).Round(time.Millisecond))
 
 	// The sink, timed from its process start to the last row committed.
-	t.Logf("sink run: load %s", benchLoadAvg())
+	t.Logf("sink run: load %s", loadAvg())
 	start := time.Now()
 	if err := c.Sink.Start(); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func benchSink(t *testing.T) []bench.Row {
 
 	// The limit: COPY of the same rows, in transactions of sinkCopyBatch
 	// transcripts; only the COPYs and their commits are timed.
-	t.Logf("copy run: load %s", benchLoadAvg())
+	t.Logf("copy run: load %s", loadAvg())
 	copyTime, err := sinkCopy(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func benchSink(t *testing.T) []bench.Row {
 		Limit:   fmt.Sprintf("%.0f/s", copyRate),
 		Ratio:   bench.Pct(sinkRate, copyRate),
 		Target:  "≥ 70%",
-		Met:     benchMet(sinkRate >= 0.7*copyRate),
+		Met:     met(sinkRate >= 0.7*copyRate),
 		Command: "make bench T=sink",
 	}}
 }

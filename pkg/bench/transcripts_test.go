@@ -107,7 +107,7 @@ func benchTranscripts(t *testing.T) []bench.Row {
 		peakIn, peakSink := hwm(t, c.Ingress), hwm(t, c.Sink)
 		t.Logf("%s: %.1f MB body, answered in %s, committed in %s; ingress VmHWM %d→%d kB, sink %d→%d kB; load: %s",
 			s.name, mb, answered.Round(time.Millisecond), took.Round(time.Millisecond),
-			idleIn, peakIn, idleSink, peakSink, bigLoadAvg())
+			idleIn, peakIn, idleSink, peakSink, loadAvg())
 
 		part := fmt.Sprintf("3 transcript %s (%.1f MB)", s.name, mb)
 		value := "not committed"
@@ -116,7 +116,7 @@ func benchTranscripts(t *testing.T) []bench.Row {
 		}
 		rows = append(rows, bench.Row{
 			Part: part, Figure: "webhook POST → committed row", Value: value,
-			Target: "lands", Met: bigYesNo(landed), Command: transcriptsCmd,
+			Target: "lands", Met: met(landed), Command: transcriptsCmd,
 		})
 		for _, p := range []struct {
 			name       string
@@ -125,9 +125,9 @@ func benchTranscripts(t *testing.T) []bench.Row {
 			growth := float64(p.peak-p.idle) * 1024 / float64(len(bodies[i]))
 			rows = append(rows, bench.Row{
 				Part: part, Figure: p.name + " peak RSS (growth)",
-				Value: fmt.Sprintf("%s (+%s)", bigMiB(p.peak), bigMiB(p.peak-p.idle)),
+				Value: fmt.Sprintf("%s (+%s)", mib(p.peak), mib(p.peak-p.idle)),
 				Ratio: fmt.Sprintf("%.1f× payload", growth), Target: fmt.Sprintf("≤ %d× payload", memTarget),
-				Met: bigYesNo(growth <= memTarget), Command: transcriptsCmd,
+				Met: met(growth <= memTarget), Command: transcriptsCmd,
 			})
 		}
 	}
@@ -169,7 +169,7 @@ func afterLast(s, sep string) string {
 
 func hwm(t *testing.T, p *chaos.Proc) int64 {
 	t.Helper()
-	kb, err := bigStatusKB(p.PID(), "VmHWM")
+	kb, err := statusKB(p.PID(), "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}

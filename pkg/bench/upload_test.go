@@ -3,7 +3,6 @@
 package bench_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,12 +95,12 @@ func benchUpload(t *testing.T) []bench.Row {
 	}
 
 	// The NATS leg alone: the same object read by this process into
-	// io.Discard, as the submitter reads it (ordered push consumer).
+	// io.Discard, as the submitter reads it (queue.OpenAudio).
 	readRate, err := readAudio(ctx, q, sum)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idleHWM, err := bigStatusKB(c.Submitters[0].PID(), "VmHWM")
+	idleHWM, err := statusKB(c.Submitters[0].PID(), "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,73 +123,71 @@ func benchUpload(t *testing.T) []bench.Row {
 	if call.SHA256 != sum || curlCall.SHA256 != sum {
 		t.Fatalf("emulator hashed %s (submitter) and %s (curl), want %s", call.SHA256, curlCall.SHA256, sum)
 	}
-	subHWM, err := bigStatusKB(c.Submitters[0].PID(), "VmHWM")
+	subHWM, err := statusKB(c.Submitters[0].PID(), "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
-	emuHWM, err := bigStatusKB(c.Emulator.PID(), "VmHWM")
+	emuHWM, err := statusKB(c.Emulator.PID(), "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("submitter: %s for %d bytes; submitter VmHWM %d kB (idle %d kB), emulator VmHWM %d kB; "+
 		"%d slow-consumer lines in the submitter log; load: %s",
 		call.AnsweredAt.Sub(call.At), call.Bytes, subHWM, idleHWM, emuHWM,
-		strings.Count(c.Submitters[0].Tail(10000), "slow consumer"), bigLoadAvg())
+		strings.Count(c.Submitters[0].Tail(10000), "slow consumer"), loadAvg())
 
 	part := "2 upload 1 GiB"
 	return []bench.Row{
 		{
 			Part: part, Figure: "MB/s, convert call start → answer",
 			Value: fmt.Sprintf("%.0f MB/s", rate), Limit: fmt.Sprintf("%.0f MB/s (curl)", curlRate),
-			Ratio: bench.Pct(rate, curlRate), Target: "≥ 80%", Met: bigYesNo(rate >= 0.8*curlRate), Command: uploadCmd,
+			Ratio: bench.Pct(rate, curlRate), Target: "≥ 80%", Met: met(rate >= 0.8*curlRate), Command: uploadCmd,
 		},
 		{
 			Part: part, Figure: "submitter peak RSS",
-			Value: fmt.Sprintf("%s (idle %s)", bigMiB(subHWM), bigMiB(idleHWM)), Target: "< 64 MiB", Met: bigYesNo(subHWM < 64<<10), Command: uploadCmd,
+			Value: fmt.Sprintf("%s (idle %s)", mib(subHWM), mib(idleHWM)), Target: "< 64 MiB", Met: met(subHWM < 64<<10), Command: uploadCmd,
 		},
 		{
-			Part: part, Figure: "AUDIO read alone (Get → io.Discard, in the harness)",
+			Part: part, Figure: "AUDIO read alone (OpenAudio → io.Discard, in the harness)",
 			Value: fmt.Sprintf("%.0f MB/s", readRate), Limit: fmt.Sprintf("%.0f MB/s (curl)", curlRate),
 			Ratio: bench.Pct(readRate, curlRate), Command: uploadCmd,
 		},
 		{
 			Part: part, Figure: "emulator peak RSS (discards as it reads)",
-			Value: bigMiB(emuHWM), Command: uploadCmd,
+			Value: mib(emuHWM), Command: uploadCmd,
 		},
 	}
 }
 
 // putAudio streams the generated WAV into AUDIO under sum and into the
-// file at path. The object store's Put keeps up to 4000 chunks in flight
-// and gives up when none is acknowledged for 200 ms, which a server that
-// fsyncs every write (sync_interval: always) can take under load; each
-// retry paces the reader at half the rate the failed try reached.
+// file at path, the way intake stores audio (queue.PutAudio, which sends it
+// again, paced, when JetStream cannot keep up).
 func putAudio(t *testing.T, ctx context.Context, q *queue.Queue, sum, path string) (*jetstream.ObjectInfo, error) {
-	var rate float64 // bytes/s; 0: unpaced
-	for try := 1; ; try++ {
-		f, err := os.Create(path)
-		if err != nil {
+	var f *os.File
+	open := func() (io.Reader, error) {
+		if f != nil {
+			_ = f.Close()
+		}
+		var err error
+		if f, err = os.Create(path); err != nil {
 			return nil, err
 		}
-		r := &pacedReader{ctx: ctx, r: io.TeeReader(newWAVGen(uploadBytes), f), rate: rate, start: time.Now()}
-		info, err := q.Audio.Put(ctx, jetstream.ObjectMeta{Name: sum, Description: "big.wav"}, r)
+		return io.TeeReader(newWAVGen(uploadBytes), f), nil
+	}
+	var pace float64
+	start := time.Now()
+	info, err := q.PutAudio(ctx, jetstream.ObjectMeta{Name: sum, Description: "big.wav"}, open, &pace)
+	if f != nil {
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
-		took := time.Since(r.start)
-		if err == nil {
-			t.Logf("stored %d bytes in AUDIO in %s (try %d, pace %s); load: %s",
-				info.Size, took.Round(time.Millisecond), try, paceText(rate), bigLoadAvg())
-			return info, nil
-		}
-		reached := float64(r.n) / took.Seconds()
-		t.Logf("AUDIO put try %d failed after %d MB at %.0f MB/s (pace %s): %v",
-			try, r.n/1e6, reached/1e6, paceText(rate), err)
-		if try == 4 || ctx.Err() != nil {
-			return nil, fmt.Errorf("after %d tries: %w", try, err)
-		}
-		rate = reached / 2
 	}
+	if err != nil {
+		return nil, err
+	}
+	t.Logf("stored %d bytes in AUDIO in %s (pace %s); load: %s",
+		info.Size, time.Since(start).Round(time.Millisecond), paceText(pace), loadAvg())
+	return info, nil
 }
 
 func paceText(rate float64) string {
@@ -201,39 +197,12 @@ func paceText(rate float64) string {
 	return fmt.Sprintf("%.0f MB/s", rate/1e6)
 }
 
-// pacedReader reads no faster than rate bytes/s (0: as fast as it can).
-type pacedReader struct {
-	ctx   context.Context
-	r     io.Reader
-	rate  float64
-	start time.Time
-	n     int64
-}
-
-func (p *pacedReader) Read(b []byte) (int, error) {
-	if p.rate > 0 {
-		due := p.start.Add(time.Duration(float64(p.n) / p.rate * float64(time.Second)))
-		if wait := time.Until(due); wait > 0 {
-			tm := time.NewTimer(wait)
-			select {
-			case <-p.ctx.Done():
-				tm.Stop()
-				return 0, p.ctx.Err()
-			case <-tm.C:
-			}
-		}
-	}
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	return n, err
-}
-
 // readAudio reads the object as the submitter does and returns MB/s.
 func readAudio(ctx context.Context, q *queue.Queue, name string) (float64, error) {
 	start := time.Now()
-	obj, err := q.Audio.Get(ctx, name)
+	obj, err := q.OpenAudio(ctx, name)
 	if err != nil {
-		return 0, fmt.Errorf("get %s: %w", name, err)
+		return 0, err
 	}
 	defer func() { _ = obj.Close() }()
 	n, err := io.Copy(io.Discard, obj)
@@ -353,49 +322,4 @@ func (g *wavGen) Read(p []byte) (int, error) {
 	}
 	g.off += int64(n)
 	return n, nil
-}
-
-// bigStatusKB reads one "kB" field (VmHWM, VmRSS) of /proc/<pid>/status.
-func bigStatusKB(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read status of pid %d: %w", pid, err)
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		v := strings.Fields(rest)
-		if len(v) == 0 {
-			break
-		}
-		return strconv.ParseInt(v[0], 10, 64)
-	}
-	return 0, fmt.Errorf("pid %d: no %s in /proc status", pid, field)
-}
-
-func bigMiB(kb int64) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
-
-func bigYesNo(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "no"
-}
-
-// bigLoadAvg is the 1/5/15-minute load, so a slow figure can be read against
-// what else the machine was doing.
-func bigLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
