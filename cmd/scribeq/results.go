@@ -50,6 +50,16 @@ func (f FilterFlags) filter(now time.Time) (query.Filter, error) {
 	return out, nil
 }
 
+// open reads the filter, then connects to the database for reading.
+func (f FilterFlags) open(ctx context.Context, g *Globals, url string) (query.Filter, *query.DB, error) {
+	qf, err := f.filter(time.Now())
+	if err != nil {
+		return qf, nil, err
+	}
+	db, err := openQuery(ctx, g, url)
+	return qf, db, err
+}
+
 // parseWhen reads "24h", "7d", "2026-11-01" or an RFC 3339 time.
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
@@ -83,11 +93,7 @@ type JobsCmd struct {
 }
 
 func (c *JobsCmd) Run(ctx context.Context, g *Globals) error {
-	f, err := c.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -98,11 +104,8 @@ func (c *JobsCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	switch {
 	case c.JSON:
-		enc := json.NewEncoder(os.Stdout)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
+		if err := printJSONLines(rows); err != nil {
+			return err
 		}
 	case c.CSV:
 		w := csv.NewWriter(os.Stdout)
@@ -158,11 +161,7 @@ type SearchCmd struct {
 }
 
 func (c *SearchCmd) Run(ctx context.Context, g *Globals) error {
-	f, err := c.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -175,13 +174,7 @@ func (c *SearchCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		for _, h := range hits {
-			if err := enc.Encode(h); err != nil {
-				return err
-			}
-		}
-		return nil
+		return printJSONLines(hits)
 	}
 	if len(hits) == 0 {
 		fmt.Fprintln(os.Stderr, "no matches")
@@ -230,20 +223,16 @@ func (c *ExportCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	opts := export.Options{MaxCueSecs: c.MaxCueSecs, MaxLineChars: c.MaxLineLen, MaxLines: c.MaxLines,
 		PauseSecs: c.PauseSecs, Speakers: export.SpeakerLabels(c.Speakers), Timestamps: c.Timestamps}
-	f, err := c.filter(time.Now())
+	f, db, err := c.open(ctx, g, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
+	defer db.Close()
 	if c.Out != "" {
 		if err := os.MkdirAll(c.Out, 0o755); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
 	}
-	db, err := openQuery(ctx, g, c.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	var written, skipped int
 	err = db.Transcripts(ctx, f, func(t *query.TranscriptRow) error {
 		if c.Out == "" && written > 0 {
@@ -340,18 +329,14 @@ type WatchCmd struct {
 }
 
 func (c *WatchCmd) Run(ctx context.Context, g *Globals) error {
-	f, err := c.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	if f.IsZero() {
-		fmt.Fprintln(os.Stderr, "watching every job (use --batch to follow one batch)")
-	}
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if f.IsZero() {
+		fmt.Fprintln(os.Stderr, "watching every job (use --batch to follow one batch)")
+	}
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
@@ -458,13 +443,7 @@ func (c *BatchesCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return printJSONLines(rows)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BATCH\tNAME\tCREATED\tJOBS\tDONE\tFAILED\tAUDIO\tCOST")
@@ -486,6 +465,17 @@ func speakerLabel(id string) string {
 		return fmt.Sprintf("Speaker %d", n+1)
 	}
 	return id
+}
+
+// printJSONLines writes one JSON object per line.
+func printJSONLines[T any](rows []T) error {
+	enc := json.NewEncoder(os.Stdout)
+	for _, r := range rows {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // clock prints seconds as h:mm:ss (or m:ss under an hour).

@@ -254,11 +254,7 @@ type StatusCmd struct {
 }
 
 func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
-	f, err := c.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
