@@ -2,6 +2,7 @@ package elevenlabs
 
 import (
 	"encoding/json"
+	sjson "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,6 +54,9 @@ type Transcript struct {
 	TranscriptionID     string
 	AudioDurationSecs   *float64
 	Channels            int
+	// Merged says Words were put together from several channels: they are
+	// not the payload's own top-level "words".
+	Merged bool
 }
 
 type multichannel struct {
@@ -70,7 +74,7 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 		Chunk
 		Transcripts json.RawMessage `json:"transcripts"`
 	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
+	if err := sjson.Unmarshal(raw, &probe); err != nil {
 		return nil, fmt.Errorf("parse transcript: %w", err)
 	}
 	if len(probe.Transcripts) == 0 || string(probe.Transcripts) == "null" {
@@ -96,6 +100,7 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 		TranscriptionID:   m.TranscriptionID,
 		AudioDurationSecs: m.AudioDurationSecs,
 		Channels:          len(m.Transcripts),
+		Merged:            true,
 	}
 	texts := make([]string, 0, len(m.Transcripts))
 	for i, c := range m.Transcripts {

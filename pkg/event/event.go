@@ -9,6 +9,7 @@ package event
 
 import (
 	"encoding/json"
+	sjson "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -284,7 +285,7 @@ func (e *Event) Validate() error {
 // Decode parses and validates an event.
 func Decode(data []byte) (*Event, error) {
 	var e Event
-	if err := json.Unmarshal(data, &e); err != nil {
+	if err := sjson.Unmarshal(data, &e); err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
 	if e.V > Version {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,8 +25,14 @@ import (
 
 // Config configures a Sink.
 type Config struct {
-	// BatchSize is the most events applied in one transaction. Default 200.
+	// BatchSize is the most events applied in one transaction. Default 500.
 	BatchSize int
+	// Writers is how many batches commit at once, each on its own
+	// connection. Default 2.
+	Writers int
+	// MaxBatchBytes caps the transcript bytes applied in one transaction;
+	// a bigger transcript is applied on its own. Default 16 MiB.
+	MaxBatchBytes int
 	// MaxWait is how long a fetch waits to fill a batch. Default 1s.
 	MaxWait time.Duration
 	// MaxAttempts is how many deliveries an event gets for transient
@@ -37,7 +44,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 200
+		c.BatchSize = 500
+	}
+	if c.Writers <= 0 {
+		c.Writers = 2
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 16 << 20
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = time.Second
@@ -68,35 +81,49 @@ func New(q *queue.Queue, st *store.Store, cfg Config) (*Sink, error) {
 	return &Sink{q: q, st: st, cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Run consumes until ctx is canceled. The batch in hand when that happens is
-// still committed and acknowledged (on a context that is not canceled), so a
-// stop never leaves work half done.
+// Run consumes until ctx is canceled. Batches are fetched and decoded
+// while earlier ones commit, Writers transactions at a time, so the sink's
+// CPU and Postgres's cores work at the same time; Apply's locks keep
+// concurrent transactions off each other's rows. When ctx is canceled the
+// batches in hand are still committed and acknowledged, on a context that
+// is not canceled, so a stop never leaves work half done.
 func (s *Sink) Run(ctx context.Context) error {
 	cons, err := s.q.SinkConsumer(ctx, 10*s.cfg.BatchSize)
 	if err != nil {
 		return err
 	}
 	work := context.WithoutCancel(ctx)
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.MaxWait))
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+	ready := make(chan []item, 1)
+	go func() {
+		defer close(ready)
+		for ctx.Err() == nil {
+			batch, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.MaxWait))
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("fetch events failed", "err", err)
+				sleep(ctx, time.Second)
+				cons = s.recreate(ctx, cons, err)
+				continue
 			}
-			s.log.Warn("fetch events failed", "err", err)
-			sleep(ctx, time.Second)
-			cons = s.recreate(ctx, cons, err)
-			continue
+			var msgs []jetstream.Msg
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			cons = s.recreate(ctx, cons, batch.Error())
+			s.prepare(work, msgs, func(items []item) { ready <- items })
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		cons = s.recreate(ctx, cons, batch.Error())
-		if len(msgs) > 0 {
-			s.process(work, msgs)
-		}
+	}()
+	var wg sync.WaitGroup
+	for range s.cfg.Writers {
+		wg.Go(func() {
+			for items := range ready {
+				s.apply(work, items)
+			}
+		})
 	}
+	wg.Wait()
 	return nil
 }
 
@@ -117,12 +144,18 @@ func (s *Sink) recreate(ctx context.Context, cons jetstream.Consumer, err error)
 
 type item struct {
 	msg jetstream.Msg
-	ev  *event.Event
+	in  *store.Prepared
 	ref string // claim check to release after commit
 }
 
-func (s *Sink) process(ctx context.Context, msgs []jetstream.Msg) {
-	items := make([]item, 0, len(msgs))
+// prepare decodes msgs and resolves their claim checks. Messages it can
+// settle on its own (dead letters, bad events, transcripts stored already)
+// are settled here; the rest go to emit in order, in batches of at most
+// MaxBatchBytes of transcripts, so that a run of 10-hour transcripts is
+// held a few at a time rather than a whole fetch at once.
+func (s *Sink) prepare(ctx context.Context, msgs []jetstream.Msg, emit func([]item)) {
+	var items []item
+	size := 0
 	for _, m := range msgs {
 		ev, err := event.Decode(m.Data())
 		if err != nil {
@@ -149,16 +182,30 @@ func (s *Sink) process(ctx context.Context, msgs []jetstream.Msg) {
 			s.retryLater(m, err)
 			continue
 		}
-		items = append(items, item{msg: m, ev: full, ref: ref})
+		in, err := store.Prepare(full)
+		if err != nil {
+			s.deadLetter(ctx, m, err)
+			continue
+		}
+		if len(items) > 0 && size+len(full.Transcription) > s.cfg.MaxBatchBytes {
+			emit(items)
+			items, size = nil, 0
+		}
+		items = append(items, item{msg: m, in: in, ref: ref})
+		size += len(full.Transcription)
 	}
-	if len(items) == 0 {
-		return
+	if len(items) > 0 {
+		emit(items)
 	}
-	evs := make([]*event.Event, len(items))
+}
+
+// apply commits items in one transaction, then acknowledges them.
+func (s *Sink) apply(ctx context.Context, items []item) {
+	in := make([]*store.Prepared, len(items))
 	for i, it := range items {
-		evs[i] = it.ev
+		in[i] = it.in
 	}
-	err := s.st.Apply(ctx, evs)
+	err := s.st.ApplyPrepared(ctx, in)
 	if err == nil {
 		s.done(ctx, items)
 		return
@@ -174,7 +221,7 @@ func (s *Sink) process(ctx context.Context, msgs []jetstream.Msg) {
 	// dead-letter the ones that fail for good.
 	s.log.Warn("apply batch failed; isolating the bad events", "events", len(items), "err", err)
 	for _, it := range items {
-		err := s.st.Apply(ctx, []*event.Event{it.ev})
+		err := s.st.ApplyPrepared(ctx, []*store.Prepared{it.in})
 		switch {
 		case err == nil:
 			s.done(ctx, []item{it})
@@ -213,12 +260,12 @@ func (s *Sink) done(ctx context.Context, items []item) {
 	for _, it := range items {
 		if err := it.msg.Ack(); err != nil {
 			// The commit stands; a redelivery is a harmless replay.
-			s.log.Warn("ack after commit failed", "job_id", it.ev.JobID, "err", err)
+			s.log.Warn("ack after commit failed", append(msgJobAttrs(it.msg), "err", err)...)
 			continue
 		}
 		if it.ref != "" {
 			if err := s.q.ReleasePayload(ctx, it.ref); err != nil {
-				s.log.Warn("release claim check", "ref", it.ref, "err", err)
+				s.log.Warn("release claim check", append(msgJobAttrs(it.msg), "ref", it.ref, "err", err)...)
 			}
 		}
 	}
@@ -260,11 +307,11 @@ func (s *Sink) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
 		Attempts: attempts,
 	}
 	if err := s.st.DeadLetter(ctx, d); err != nil {
-		s.log.Error("could not write dead letter; message kept", "err", err, "cause", cause)
+		s.log.Error("could not write dead letter; message kept", append(msgJobAttrs(m), "err", err, "cause", cause)...)
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}
-	s.log.Error("event dead-lettered", "subject", m.Subject(), "msg_id", d.MsgID, "err", cause)
+	s.log.Error("event dead-lettered", append(msgJobAttrs(m), "subject", m.Subject(), "msg_id", d.MsgID, "err", cause)...)
 	_ = m.TermWithReason(truncate(cause.Error(), 200))
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	sjson "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -62,16 +63,21 @@ var errConcurrentInsert = errors.New("row inserted concurrently")
 // nothing is not run, so a replay leaves every row as it was, updated_at
 // included. Errors that retrying cannot fix wrap ErrInvalidEvent.
 func (s *Store) Apply(ctx context.Context, evs []*event.Event) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	in := make([]*input, 0, len(evs))
+	in := make([]*Prepared, 0, len(evs))
 	for _, e := range evs {
-		p, err := prepare(e)
+		p, err := Prepare(e)
 		if err != nil {
-			return fmt.Errorf("store: apply %s for job %s: %w", e.Type, jobLabel(e), err)
+			return err
 		}
 		in = append(in, p)
+	}
+	return s.ApplyPrepared(ctx, in)
+}
+
+// ApplyPrepared is Apply for events already through Prepare.
+func (s *Store) ApplyPrepared(ctx context.Context, in []*Prepared) error {
+	if len(in) == 0 {
+		return nil
 	}
 	return s.retry(ctx, "apply", func(ctx context.Context) error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
@@ -80,19 +86,34 @@ func (s *Store) Apply(ctx context.Context, evs []*event.Event) error {
 	})
 }
 
-// input is an event checked and decoded before any transaction starts.
-type input struct {
+// Prepared is an event checked and decoded, ready to apply. Preparing
+// needs no database, so a caller can prepare the next events while the
+// last ones commit.
+type Prepared struct {
 	*event.Event
 	at time.Time // e.At at Postgres' precision
 
 	// completed only:
 	tr     *elevenlabs.Transcript
 	tid    string // transcription id: the event's, else the transcript's
-	words  []byte // tr.Words as JSON
+	words  []byte // tr.Words as JSON when merged from channels; else nil
 	chunks *chunkRows
 }
 
-func prepare(e *event.Event) (*input, error) {
+// Prepare checks and decodes e for ApplyPrepared. Its errors wrap
+// ErrInvalidEvent: retrying cannot fix them.
+func Prepare(e *event.Event) (*Prepared, error) {
+	p, err := prepare(e)
+	if err != nil && e != nil {
+		return nil, fmt.Errorf("store: apply %s for job %s: %w", e.Type, jobLabel(e), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: apply: %w", err)
+	}
+	return p, nil
+}
+
+func prepare(e *event.Event) (*Prepared, error) {
 	if e == nil {
 		return nil, fmt.Errorf("%w: nil event", ErrInvalidEvent)
 	}
@@ -104,7 +125,7 @@ func prepare(e *event.Event) (*input, error) {
 		// the only one usable.
 		return nil, fmt.Errorf("%w: event has no time (at)", ErrInvalidEvent)
 	}
-	in := &input{Event: e, at: e.At.Truncate(time.Microsecond)}
+	in := &Prepared{Event: e, at: e.At.Truncate(time.Microsecond)}
 	if e.Type != event.TypeCompleted {
 		return in, nil
 	}
@@ -121,12 +142,17 @@ func prepare(e *event.Event) (*input, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	words := tr.Words
-	if words == nil {
-		words = []elevenlabs.Word{}
-	}
-	in.words, err = json.Marshal(words)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode words: %w", ErrInvalidEvent, err)
+	if tr.Merged {
+		// Single-channel words are the payload's own, and Postgres takes
+		// them from it (see write): encoding and sending them again
+		// doubled the JSON work of a burst.
+		if words == nil {
+			words = []elevenlabs.Word{}
+		}
+		in.words, err = sjson.Marshal(words)
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode words: %w", ErrInvalidEvent, err)
+		}
 	}
 	in.tr = tr
 	in.chunks = toRows(chunkWords(words))
@@ -151,7 +177,7 @@ func jobLabel(e *event.Event) string {
 // that meet over a request_id (submitted links a transcript that completed
 // stored without a job). Taken in sorted order they cannot deadlock with
 // each other. Rows reached only through request_id are also row-locked.
-func applyTx(ctx context.Context, tx pgx.Tx, in []*input) error {
+func applyTx(ctx context.Context, tx pgx.Tx, in []*Prepared) error {
 	m := newModel()
 	var jobIDs, reqIDs []string
 	keys := make([]int64, 0, 2*len(in))
@@ -259,7 +285,7 @@ type transcriptRow struct {
 	transcriptionID *string
 	receivedAt      time.Time
 
-	insert *input // the completed event that creates the row; nil if in DB
+	insert *Prepared // the completed event that creates the row; nil if in DB
 	inDB   bool
 	link   bool // job_id was NULL in the DB and is now known
 }
@@ -308,7 +334,7 @@ func (m *model) job(id string) *jobRow {
 	return j
 }
 
-func (m *model) apply(e *input) {
+func (m *model) apply(e *Prepared) {
 	switch e.Type {
 	case event.TypeQueued:
 		m.queued(e)
@@ -328,7 +354,7 @@ func (m *model) apply(e *input) {
 // retried starts attempt e.Attempt of a failed or canceled job: the one
 // move back to queued, taken once per attempt number, so replaying the
 // retry changes nothing.
-func (m *model) retried(e *input) {
+func (m *model) retried(e *Prepared) {
 	j := m.job(e.JobID)
 	if (j.state != stateFailed && j.state != stateCanceled) || int(j.attempts) >= e.Attempt {
 		return
@@ -345,7 +371,7 @@ func (m *model) retried(e *input) {
 }
 
 // canceled stops waiting for a job that has not completed.
-func (m *model) canceled(e *input) {
+func (m *model) canceled(e *Prepared) {
 	j := m.job(e.JobID)
 	if j.rank >= ranks[stateCompleted] {
 		return
@@ -353,7 +379,7 @@ func (m *model) canceled(e *input) {
 	m.moveTo(j, stateCanceled, e, e.MsgID(), e.at, nonEmpty(e.Error))
 }
 
-func (m *model) queued(e *input) {
+func (m *model) queued(e *Prepared) {
 	j := m.job(e.JobID)
 	m.moveTo(j, stateQueued, e, e.MsgID(), e.at, nil)
 	if j.queuedAt != nil {
@@ -390,7 +416,7 @@ func (m *model) batch(id, name string, at time.Time) {
 	}
 }
 
-func (m *model) submitted(e *input) {
+func (m *model) submitted(e *Prepared) {
 	j := m.job(e.JobID)
 	m.moveTo(j, stateSubmitted, e, e.MsgID(), e.at, nil)
 	// A completed job keeps the request that produced its transcript.
@@ -415,14 +441,14 @@ func (m *model) submitted(e *input) {
 
 // countCalls raises the job's convert call count to n; counts only grow,
 // so replays and late events cannot lower it.
-func (m *model) countCalls(j *jobRow, n int, e *input) {
+func (m *model) countCalls(j *jobRow, n int, e *Prepared) {
 	if int(j.convertCalls) < n {
 		j.convertCalls = int32(n)
 		m.touch(j, e)
 	}
 }
 
-func (m *model) completed(e *input) {
+func (m *model) completed(e *Prepared) {
 	var j *jobRow
 	if e.JobID != "" {
 		j = m.job(e.JobID)
@@ -442,7 +468,7 @@ func (m *model) completed(e *input) {
 	m.complete(j, e.RequestID, e.tid, e.at, e.MsgID(), e)
 }
 
-func (m *model) failed(e *input) {
+func (m *model) failed(e *Prepared) {
 	j := m.job(e.JobID)
 	m.countCalls(j, e.ConvertCalls, e)
 	if !m.moveTo(j, stateFailed, e, e.MsgID(), e.at, nonEmpty(e.Error)) {
@@ -454,7 +480,7 @@ func (m *model) failed(e *input) {
 
 // complete moves j to completed by request r. A job that has already
 // completed keeps its completion, but learns a missing transcription id.
-func (m *model) complete(j *jobRow, r, tid string, at time.Time, key string, e *input) {
+func (m *model) complete(j *jobRow, r, tid string, at time.Time, key string, e *Prepared) {
 	if m.moveTo(j, stateCompleted, e, key, at, nil) {
 		m.setRequest(j, r, e)
 		j.completedAt = &at
@@ -465,7 +491,7 @@ func (m *model) complete(j *jobRow, r, tid string, at time.Time, key string, e *
 }
 
 // moveTo moves j to state if that is forward, recording the transition.
-func (m *model) moveTo(j *jobRow, state string, e *input, key string, at time.Time, reason *string) bool {
+func (m *model) moveTo(j *jobRow, state string, e *Prepared, key string, at time.Time, reason *string) bool {
 	rank := ranks[state]
 	if rank <= j.rank {
 		return false
@@ -479,7 +505,7 @@ func (m *model) moveTo(j *jobRow, state string, e *input, key string, at time.Ti
 	return true
 }
 
-func (m *model) setRequest(j *jobRow, r string, e *input) {
+func (m *model) setRequest(j *jobRow, r string, e *Prepared) {
 	if j.requestID != nil && *j.requestID == r {
 		return
 	}
@@ -500,26 +526,26 @@ func (m *model) link(t *transcriptRow, j *jobRow) {
 	t.link = t.inDB // a row still to be inserted carries its job_id
 }
 
-func (m *model) fillString(j *jobRow, dst **string, v string, e *input) {
+func (m *model) fillString(j *jobRow, dst **string, v string, e *Prepared) {
 	if *dst == nil && v != "" {
 		*dst = &v
 		m.touch(j, e)
 	}
 }
 
-func (m *model) fillTime(j *jobRow, dst **time.Time, v time.Time, e *input) {
+func (m *model) fillTime(j *jobRow, dst **time.Time, v time.Time, e *Prepared) {
 	if *dst == nil {
 		*dst = &v
 		m.touch(j, e)
 	}
 }
 
-func (m *model) touch(j *jobRow, e *input) {
+func (m *model) touch(j *jobRow, e *Prepared) {
 	j.dirty = true
 	j.label = labelOf(e)
 }
 
-func labelOf(e *input) string { return string(e.Type) + " for job " + jobLabel(e.Event) }
+func labelOf(e *Prepared) string { return string(e.Type) + " for job " + jobLabel(e.Event) }
 
 func completedKey(requestID string) string {
 	return (&event.Event{Type: event.TypeCompleted, RequestID: requestID}).MsgID()
@@ -604,7 +630,9 @@ func (m *model) write(ctx context.Context, tx pgx.Tx) error {
 			lang := nonEmpty(e.tr.LanguageCode)
 			queue(labelOf(e), nil, `INSERT INTO transcripts (request_id, job_id, transcription_id, language_code,
 					language_probability, text, words, audio_duration_secs, payload, received_at, chunks_version)
-				VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11)
+				VALUES ($1, $2, $3, $4, $5, $6,
+					coalesce($7::jsonb, CASE WHEN jsonb_typeof($9::jsonb -> 'words') = 'array' THEN $9::jsonb -> 'words' END, '[]'),
+					$8, $9::jsonb, $10, $11)
 				ON CONFLICT (request_id) DO NOTHING`,
 				t.requestID, t.jobID, t.transcriptionID, lang, e.tr.LanguageProbability,
 				// Bytes, not strings: a 10-hour transcript is tens of MB.

@@ -97,6 +97,10 @@ func TestApplyCanonicalRows(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT payload = $1::jsonb FROM transcripts WHERE request_id = 'req-a'`,
 		transcriptA).Scan(&payloadEqual))
 	require.True(t, payloadEqual, "payload keeps the raw transcription")
+	var wordsEqual bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT words = $1::jsonb -> 'words' FROM transcripts WHERE request_id = 'req-a'`,
+		transcriptA).Scan(&wordsEqual))
+	require.True(t, wordsEqual, "single-channel words are the payload's own")
 
 	require.Equal(t, canonicalStories, stories(t, pool))
 	var reason, process string
@@ -409,4 +413,21 @@ func BenchmarkApplyBatch(b *testing.B) {
 		require.NoError(b, st.Apply(ctx, evs[i:min(i+200, len(evs))]))
 	}
 	b.ReportMetric(float64(len(evs))/b.Elapsed().Seconds(), "events/s")
+}
+
+// Words are taken from the payload by Postgres; a payload without a words
+// array still stores an empty one.
+func TestApplyStoresEmptyWordsWhenThePayloadHasNone(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	for i, tr := range []string{`{"text":"x","language_code":"en"}`, `{"text":"x","words":null}`} {
+		req := fmt.Sprintf("req-nowords-%d", i)
+		e := &event.Event{V: event.Version, Type: event.TypeCompleted, JobID: fmt.Sprintf("job-nowords-%d", i),
+			RequestID: req, At: at(i), Transcription: json.RawMessage(tr)}
+		require.NoError(t, st.Apply(ctx, []*event.Event{e}), tr)
+		var words string
+		require.NoError(t, st.Pool().QueryRow(ctx, `SELECT words::text FROM transcripts WHERE request_id = $1`, req).Scan(&words))
+		require.Equal(t, "[]", words, tr)
+	}
 }

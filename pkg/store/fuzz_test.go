@@ -23,7 +23,7 @@ func FuzzTransitions(f *testing.F) {
 		if len(ops) > 64 {
 			ops = ops[:64]
 		}
-		evs := make([]*input, 0, len(ops))
+		evs := make([]*Prepared, 0, len(ops))
 		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		for i, op := range ops {
 			in, err := prepare(fuzzEvent(op, at.Add(time.Duration(i)*time.Second)))

@@ -62,20 +62,26 @@ func TestMigrateRoundTrip(t *testing.T) {
 	}
 	const when = `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`
 
-	require.Regexp(t, `^applied\s+`+when+`\s+00001_init.sql\napplied\s+`+when+`\s+00002_batches_search_views.sql\n$`, run("status"))
+	require.Regexp(t, `^applied\s+`+when+`\s+00001_init.sql\napplied\s+`+when+`\s+00002_batches_search_views.sql\n`+
+		`applied\s+`+when+`\s+00003_lz4_transcripts.sql\n$`, run("status"))
 	require.Equal(t, "no pending migrations\n", run("up"), "nothing to migrate, no chunks to build")
+	require.Equal(t, "l", compression(t, url), "CI's Postgres 15 is built with lz4")
 
+	require.Contains(t, run("down"), "00003_lz4_transcripts.sql")
+	require.Equal(t, "", compression(t, url))
 	require.Contains(t, run("down"), "00002_batches_search_views.sql")
 	require.Equal(t, 4, count(initTables...))
 	require.Zero(t, count(newRelations...))
 	require.Contains(t, run("down"), "00001_init.sql")
 	require.Zero(t, count(initTables...))
-	require.Regexp(t, `^pending\s+-\s+00001_init.sql\npending\s+-\s+00002_batches_search_views.sql\n$`, run("status"))
+	require.Regexp(t, `^pending\s+-\s+00001_init.sql\npending\s+-\s+00002_batches_search_views.sql\n`+
+		`pending\s+-\s+00003_lz4_transcripts.sql\n$`, run("status"))
 	require.ErrorContains(t, store.Migrate(ctx, url, "down", nil), "no migration to roll back")
 
 	out := run("up")
 	require.Contains(t, out, "00001_init.sql")
 	require.Contains(t, out, "00002_batches_search_views.sql")
+	require.Contains(t, out, "00003_lz4_transcripts.sql")
 	require.Equal(t, 4, count(initTables...))
 	require.Equal(t, len(newRelations), count(newRelations...))
 	require.NoError(t, store.Migrate(ctx, url, "up", nil), "nil writer")
@@ -150,4 +156,17 @@ func TestApplyRetriesAfterConnectionLoss(t *testing.T) {
 	var state string
 	require.NoError(t, st.Pool().QueryRow(ctx, "SELECT state FROM jobs WHERE job_id = 'job-a'").Scan(&state))
 	require.Equal(t, "submitted", state)
+}
+
+// compression is the compression method of transcripts.payload: "l" for
+// lz4, "" for the server's default.
+func compression(t *testing.T, url string) string {
+	t.Helper()
+	st, err := store.Open(t.Context(), url, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	var c string
+	require.NoError(t, st.Pool().QueryRow(t.Context(), `SELECT attcompression::text FROM pg_attribute
+		WHERE attrelid = 'transcripts'::regclass AND attname = 'payload'`).Scan(&c))
+	return c
 }
