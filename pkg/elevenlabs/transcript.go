@@ -2,10 +2,11 @@ package elevenlabs
 
 import (
 	"encoding/json"
-	sjson "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+
+	sjson "github.com/segmentio/encoding/json"
 )
 
 // Word is one entry of a transcript's words: a word, a spacing or an audio event.

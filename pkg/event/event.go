@@ -9,10 +9,11 @@ package event
 
 import (
 	"encoding/json"
-	sjson "github.com/segmentio/encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	sjson "github.com/segmentio/encoding/json"
 )
 
 // Version is the schema version this build writes.
