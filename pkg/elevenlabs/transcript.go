@@ -11,21 +11,17 @@ import (
 
 // Word is one entry of a transcript's words: a word, a spacing or an audio event.
 type Word struct {
-	Text         string      `json:"text"`
-	Start        *float64    `json:"start,omitempty"`
-	End          *float64    `json:"end,omitempty"`
-	Type         string      `json:"type"`
-	SpeakerID    string      `json:"speaker_id,omitempty"`
-	Logprob      float64     `json:"logprob"`
-	Characters   []Character `json:"characters,omitempty"`
-	ChannelIndex *int        `json:"channel_index,omitempty"`
-}
-
-// Character is a character-level timestamp.
-type Character struct {
-	Text  string   `json:"text"`
-	Start *float64 `json:"start,omitempty"`
-	End   *float64 `json:"end,omitempty"`
+	Text      string   `json:"text"`
+	Start     *float64 `json:"start,omitempty"`
+	End       *float64 `json:"end,omitempty"`
+	Type      string   `json:"type"`
+	SpeakerID string   `json:"speaker_id,omitempty"`
+	Logprob   float64  `json:"logprob"`
+	// Characters are kept as they came: nothing here reads them, and
+	// decoding a character-level transcript's millions of them into structs
+	// took most of the sink's memory.
+	Characters   json.RawMessage `json:"characters,omitempty"`
+	ChannelIndex *int            `json:"channel_index,omitempty"`
 }
 
 // Chunk is SpeechToTextChunkResponseModel: one channel's (or the only) result.

@@ -15,17 +15,18 @@ import (
 	"github.com/scribeq/scribeq/pkg/event"
 )
 
-// readAhead is how many chunks an AudioReader fetches ahead of its reader:
+// readAhead is how many chunks an ObjectReader fetches ahead of its reader:
 // enough to keep an upload busy while the next ones arrive, few enough that
 // a 10 GB file costs a couple of MiB (nats.go's ObjectStore.Get may buffer
 // 64 MiB per object).
 const readAhead = 16
 
-// AudioReader streams one object of the AUDIO store in order, fetching a
+// ObjectReader streams one object of an object store in order, fetching a
 // bounded number of chunks ahead, and checks the object's digest at the end.
-type AudioReader struct {
+type ObjectReader struct {
 	Info *jetstream.ObjectInfo
 
+	bucket string
 	ctx    context.Context
 	js     jetstream.JetStream
 	cons   jetstream.Consumer
@@ -39,36 +40,40 @@ type AudioReader struct {
 
 // OpenAudio opens the AUDIO object name for reading. Close it when done.
 // A missing object is jetstream.ErrObjectNotFound.
-func (q *Queue) OpenAudio(ctx context.Context, name string) (*AudioReader, error) {
-	info, err := q.Audio.GetInfo(ctx, name)
+func (q *Queue) OpenAudio(ctx context.Context, name string) (*ObjectReader, error) {
+	return q.openObject(ctx, q.Audio, event.BucketAudio, name)
+}
+
+func (q *Queue) openObject(ctx context.Context, store jetstream.ObjectStore, bucket, name string) (*ObjectReader, error) {
+	info, err := store.GetInfo(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("queue: audio %s: %w", name, err)
+		return nil, fmt.Errorf("queue: object %s/%s: %w", bucket, name, err)
 	}
 	if info.NUID == "" || (info.Opts != nil && info.Opts.Link != nil) {
-		return nil, fmt.Errorf("queue: audio %s: not a plain object", name)
+		return nil, fmt.Errorf("queue: object %s/%s: not a plain object", bucket, name)
 	}
-	r := &AudioReader{Info: info, ctx: ctx, js: q.JS, chunks: info.Chunks, sum: sha256.New()}
+	r := &ObjectReader{Info: info, bucket: bucket, ctx: ctx, js: q.JS, chunks: info.Chunks, sum: sha256.New()}
 	if info.Size == 0 || info.Chunks == 0 {
 		r.err = io.EOF
 		return r, nil
 	}
 	// Close deletes the consumer; the threshold only cleans up after a
 	// process that died reading (streams limit how many consumers they hold).
-	r.cons, err = q.JS.OrderedConsumer(ctx, audioStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{"$O." + event.BucketAudio + ".C." + info.NUID},
+	r.cons, err = q.JS.OrderedConsumer(ctx, "OBJ_"+bucket, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{"$O." + bucket + ".C." + info.NUID},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: read audio %s: %w", name, err)
+		return nil, fmt.Errorf("queue: read object %s/%s: %w", bucket, name, err)
 	}
 	if r.msgs, err = r.cons.Messages(jetstream.PullMaxMessages(readAhead)); err != nil {
-		return nil, fmt.Errorf("queue: read audio %s: %w", name, err)
+		return nil, fmt.Errorf("queue: read object %s/%s: %w", bucket, name, err)
 	}
 	return r, nil
 }
 
-func (r *AudioReader) Read(p []byte) (int, error) {
+func (r *ObjectReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
 		if r.err != nil {
 			return 0, r.err
@@ -79,7 +84,7 @@ func (r *AudioReader) Read(p []byte) (int, error) {
 		}
 		m, err := r.msgs.Next(jetstream.NextContext(r.ctx))
 		if err != nil {
-			r.err = fmt.Errorf("queue: read audio %s: %w", r.Info.Name, err)
+			r.err = fmt.Errorf("queue: read object %s/%s: %w", r.bucket, r.Info.Name, err)
 			return 0, r.err
 		}
 		r.cur = m.Data()
@@ -93,23 +98,23 @@ func (r *AudioReader) Read(p []byte) (int, error) {
 }
 
 // finish checks what was read against the object's size and digest.
-func (r *AudioReader) finish() error {
+func (r *ObjectReader) finish() error {
 	if r.read != r.Info.Size {
-		return fmt.Errorf("queue: audio %s: read %d bytes of %d", r.Info.Name, r.read, r.Info.Size)
+		return fmt.Errorf("queue: object %s/%s: read %d bytes of %d", r.bucket, r.Info.Name, r.read, r.Info.Size)
 	}
 	want, err := jetstream.DecodeObjectDigest(r.Info.Digest)
 	if err != nil {
-		return fmt.Errorf("queue: audio %s: %w", r.Info.Name, err)
+		return fmt.Errorf("queue: object %s/%s: %w", r.bucket, r.Info.Name, err)
 	}
 	if !bytes.Equal(want, r.sum.Sum(nil)) {
-		return fmt.Errorf("queue: audio %s: %w", r.Info.Name, jetstream.ErrDigestMismatch)
+		return fmt.Errorf("queue: object %s/%s: %w", r.bucket, r.Info.Name, jetstream.ErrDigestMismatch)
 	}
 	return io.EOF
 }
 
 // Close stops fetching, which also ends a Read waiting for a chunk, and
 // deletes the consumer.
-func (r *AudioReader) Close() error {
+func (r *ObjectReader) Close() error {
 	if r.msgs == nil {
 		return nil
 	}
@@ -120,13 +125,11 @@ func (r *AudioReader) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
 	defer cancel()
-	if err := r.js.DeleteConsumer(ctx, audioStream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("queue: delete audio reader %s: %w", info.Name, err)
+	if err := r.js.DeleteConsumer(ctx, "OBJ_"+r.bucket, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("queue: delete object reader %s: %w", info.Name, err)
 	}
 	return nil
 }
-
-const audioStream = "OBJ_" + event.BucketAudio
 
 // PutAudio stores the object meta.Name in AUDIO from the reader open
 // returns. JetStream fsyncing every write can take chunks slower than a

@@ -96,7 +96,7 @@ func (q *Queue) Resolve(ctx context.Context, e *event.Event) (*event.Event, erro
 	if e.PayloadRef == "" {
 		return e, nil
 	}
-	data, err := q.Payloads.GetBytes(ctx, e.PayloadRef)
+	data, err := q.readObject(ctx, q.Payloads, event.BucketPayloads, e.PayloadRef)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("queue: resolve %s: %w", e.PayloadRef, ErrPayloadMissing)
 	}
@@ -111,6 +111,23 @@ func (q *Queue) Resolve(ctx context.Context, e *event.Event) (*event.Event, erro
 		return nil, fmt.Errorf("queue: resolve %s: payload is itself a reference", e.PayloadRef)
 	}
 	return full, nil
+}
+
+// readObject reads a whole object into a buffer of its size. nats.go's
+// GetBytes buffers up to 64 MiB on the way and grows its result as it
+// reads, which held a 10-hour transcript three times over.
+func (q *Queue) readObject(ctx context.Context, store jetstream.ObjectStore, bucket, name string) ([]byte, error) {
+	r, err := q.openObject(ctx, store, bucket, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var buf bytes.Buffer
+	buf.Grow(int(r.Info.Size) + bytes.MinRead)
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // ReleasePayload deletes a claim-check object once its effect is committed.

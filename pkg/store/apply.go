@@ -154,8 +154,11 @@ func prepare(e *event.Event) (*Prepared, error) {
 			return nil, fmt.Errorf("%w: encode words: %w", ErrInvalidEvent, err)
 		}
 	}
-	in.tr = tr
 	in.chunks = toRows(chunkWords(words))
+	// The words are in chunks (and the payload) now; a 10-hour
+	// transcript's structs would otherwise be held until the commit.
+	tr.Words = nil
+	in.tr = tr
 	in.tid = e.TranscriptionID
 	if in.tid == "" {
 		in.tid = tr.TranscriptionID
