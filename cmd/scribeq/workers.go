@@ -126,7 +126,7 @@ type IngressFlags struct {
 
 	RateLimit      float64  `name:"rate-limit" env:"SCRIBEQ_RATE_LIMIT" default:"100" help:"Requests per second per client IP, checked before the signature (-1 disables). ElevenLabs never retries a webhook it got 429 for."`
 	RateBurst      int      `name:"rate-burst" env:"SCRIBEQ_RATE_BURST" default:"200" help:"Requests a client may send at once before the rate limit applies."`
-	TrustedProxies []string `name:"trusted-proxies" env:"SCRIBEQ_TRUSTED_PROXIES" sep:"," placeholder:"CIDRS" help:"Reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client."`
+	TrustedProxies []string `name:"trusted-proxies" env:"SCRIBEQ_TRUSTED_PROXIES" sep:"," placeholder:"CIDRS" help:"Reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For (else X-Real-IP) names the client for the rate limit and the logs; from anyone else those headers are ignored."`
 
 	ReadHeaderTimeout time.Duration `name:"read-header-timeout" env:"SCRIBEQ_READ_HEADER_TIMEOUT" default:"10s" help:"Time allowed to read a request's headers."`
 	ReadTimeout       time.Duration `name:"read-timeout" env:"SCRIBEQ_READ_TIMEOUT" default:"5m" help:"Time allowed to read a whole request, body included."`
@@ -139,10 +139,16 @@ type IngressFlags struct {
 type IngressCmd struct {
 	QueueFlags   `embed:""`
 	IngressFlags `embed:""`
+	TLSFlags     `embed:""`
 }
 
 func (c *IngressCmd) Run(ctx context.Context, g *Globals) error {
 	log := g.logger().With("process", "ingress")
+	// Before NATS: a TLS mistake should fail at once, not after a wait.
+	tlsSetup, err := ingress.NewTLS(c.TLSFlags.config(g.DataDir, log))
+	if err != nil {
+		return err
+	}
 	q, err := openQueue(ctx, g, c.QueueFlags, "scribeq-ingress", log)
 	if err != nil {
 		return err
@@ -164,8 +170,9 @@ func (c *IngressCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("ingress: listen on %s: %w", c.Addr, err)
 	}
-	log.Info("ingress listening", "addr", ln.Addr().String(), "path", c.Path, "spool_dir", cfg.SpoolDir)
-	return serve(ctx, c.serverConfig().Server(c.Addr, h), ln, log)
+	log.Info("ingress listening", "addr", ln.Addr().String(), "path", c.Path, "spool_dir", cfg.SpoolDir,
+		"tls", c.tlsMode(), "trusted_proxies", c.TrustedProxies, "webhook_secrets", len(cfg.Secrets))
+	return c.serveIngress(ctx, c.serverConfig(log).Server(c.Addr, h), ln, tlsSetup, log)
 }
 
 func (c *IngressFlags) ingressConfig(dataDir string, log *slog.Logger) ingress.Config {
@@ -184,17 +191,24 @@ func (c *IngressFlags) ingressConfig(dataDir string, log *slog.Logger) ingress.C
 	}
 }
 
-func (c *IngressFlags) serverConfig() ingress.ServerConfig {
+func (c *IngressFlags) serverConfig(log *slog.Logger) ingress.ServerConfig {
 	return ingress.ServerConfig{
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
-		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes, Logger: log,
 	}
 }
 
-// serve runs srv until ctx ends, then lets in-flight requests finish.
+// serve runs srv until ctx ends, then lets in-flight requests finish. With
+// srv.TLSConfig set it serves HTTPS, taking certificates from that config.
 func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server on %s: %w", ln.Addr(), err)
@@ -218,7 +232,7 @@ type SinkCmd struct {
 	QueueFlags `embed:""`
 	DBFlags    `embed:""`
 	NoMigrate  bool `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
-	BatchSize  int  `name:"batch-size" env:"SCRIBEQ_SINK_BATCH" default:"200" help:"Events applied per transaction."`
+	BatchSize  int  `name:"batch-size" env:"SCRIBEQ_SINK_BATCH" default:"500" help:"Events applied per transaction."`
 }
 
 func (c *SinkCmd) Run(ctx context.Context, g *Globals) error {

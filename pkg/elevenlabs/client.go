@@ -67,9 +67,16 @@ func (c Config) validate() error {
 	if c.APIKey == "" {
 		return errors.New("elevenlabs: Config.APIKey is required")
 	}
+	// The errors do not repeat the value: one pasted into the wrong
+	// variable may be a credential.
 	u, err := url.Parse(c.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("elevenlabs: Config.BaseURL %q is not an http(s) URL", c.BaseURL)
+	switch {
+	case err != nil:
+		return errors.New("elevenlabs: Config.BaseURL is not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("elevenlabs: Config.BaseURL has scheme %q; want http or https", u.Scheme)
+	case u.Host == "":
+		return errors.New("elevenlabs: Config.BaseURL has no host")
 	}
 	return nil
 }

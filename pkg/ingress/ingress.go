@@ -24,9 +24,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,8 +74,9 @@ type Config struct {
 	// RateBurst is how many requests a client may make at once. Default 200.
 	RateBurst int
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
-	// X-Forwarded-For names the client for rate limiting. Default none:
-	// the TCP peer is the client.
+	// X-Forwarded-For (else X-Real-IP) names the client, for the rate limit
+	// and the logs. Default none: the TCP peer is the client, and those
+	// headers are ignored, since anyone can send them.
 	TrustedProxies []string
 	// Logger; default discard.
 	Logger *slog.Logger
@@ -132,12 +135,13 @@ func (c Config) validate() error {
 
 // Ingress is the HTTP handler: the webhook endpoint plus /healthz and /readyz.
 type Ingress struct {
-	q      *queue.Queue
-	cfg    Config
-	verify *elevenlabs.Verifier
-	log    *slog.Logger
-	mux    *http.ServeMux
-	limit  *limiter // nil: no rate limit
+	q       *queue.Queue
+	cfg     Config
+	verify  *elevenlabs.Verifier
+	log     *slog.Logger
+	mux     *http.ServeMux
+	clients clientResolver
+	limit   *limiter // nil: no rate limit
 
 	spool      *spool.Spool // nil: spooling disabled
 	stopReplay context.CancelFunc
@@ -162,9 +166,10 @@ func New(q *queue.Queue, cfg Config) (*Ingress, error) {
 		log: cfg.Logger,
 		mux: http.NewServeMux(),
 	}
+	proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by validate
+	in.clients = clientResolver{proxies: proxies}
 	if cfg.RateLimit > 0 {
-		proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by validate
-		in.limit = newLimiter(cfg.RateLimit, cfg.RateBurst, proxies)
+		in.limit = newLimiter(cfg.RateLimit, cfg.RateBurst, in.clients)
 	}
 	in.mux.HandleFunc("POST "+cfg.Path, in.webhook)
 	in.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -248,7 +253,7 @@ func (in *Ingress) ready(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
-	log := in.log.With("remote", r.RemoteAddr)
+	log := in.log.With(in.clients.logAttrs(r)...)
 	body, err := readBody(w, r, in.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -291,7 +296,7 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 		Transcription:   wh.Data.Transcription,
 		WebhookMetadata: wh.Data.WebhookMetadata,
 	}
-	log = log.With("job_id", ev.JobID, "request_id", ev.RequestID)
+	log = log.With("job_id", ev.JobID, "request_id", ev.RequestID, "transcription_id", ev.TranscriptionID)
 	// The sender does not wait for our storage problems: bound them, then
 	// spool, and answer 503 only when that fails too so the failure is at
 	// least visible on their side.
@@ -390,6 +395,11 @@ type ServerConfig struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps the request headers. Default 64 KiB.
 	MaxHeaderBytes int
+	// Logger receives the server's own errors (a panic in a handler at
+	// warn; failed TLS handshakes, which scanners cause all day, at
+	// debug) instead of the standard logger's plain text. Default: the
+	// standard logger.
+	Logger *slog.Logger
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -414,7 +424,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // Server wraps h in an http.Server with these limits.
 func (c ServerConfig) Server(addr string, h http.Handler) *http.Server {
 	c = c.withDefaults()
-	return &http.Server{
+	srv := &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
@@ -423,6 +433,23 @@ func (c ServerConfig) Server(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
+	if c.Logger != nil {
+		srv.ErrorLog = stdlog.New(serverErrors{c.Logger}, "", 0)
+	}
+	return srv
+}
+
+// serverErrors turns http.Server's error lines into log records.
+type serverErrors struct{ log *slog.Logger }
+
+func (w serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, "http server", "err", msg)
+	return len(p), nil
 }
 
 // NewServer wraps h in an http.Server with the default ServerConfig.

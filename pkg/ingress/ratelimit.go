@@ -1,11 +1,9 @@
 package ingress
 
 import (
-	"fmt"
 	"math"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,13 +15,13 @@ import (
 type limiter struct {
 	rate    rate.Limit
 	burst   int
-	proxies []netip.Prefix
+	clients clientResolver
 	// idle is how long a client may stay away before its bucket is
 	// forgotten: by then it has refilled, so forgetting changes nothing.
 	idle time.Duration
 
 	mu        sync.Mutex
-	clients   map[netip.Prefix]*client
+	buckets   map[netip.Prefix]*client
 	lastSweep time.Time
 }
 
@@ -32,14 +30,14 @@ type client struct {
 	seen time.Time
 }
 
-func newLimiter(perSecond float64, burst int, proxies []netip.Prefix) *limiter {
+func newLimiter(perSecond float64, burst int, clients clientResolver) *limiter {
 	refill := time.Duration(float64(burst) / perSecond * float64(time.Second))
 	return &limiter{
 		rate:    rate.Limit(perSecond),
 		burst:   burst,
-		proxies: proxies,
+		clients: clients,
 		idle:    max(refill, time.Minute),
-		clients: map[netip.Prefix]*client{},
+		buckets: map[netip.Prefix]*client{},
 	}
 }
 
@@ -50,21 +48,21 @@ func newLimiter(perSecond float64, burst int, proxies []netip.Prefix) *limiter {
 // signature), so a burst of real deliveries — a whole batch finishing at
 // once — is never refused, while unsigned floods are.
 func (l *limiter) allow(r *http.Request, now time.Time) (retryAfter int, charge func(), ok bool) {
-	key := clientKey(l.clientAddr(r))
+	key := clientKey(l.clients.addr(r))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) > time.Minute {
-		for k, c := range l.clients {
+		for k, c := range l.buckets {
 			if now.Sub(c.seen) > l.idle {
-				delete(l.clients, k)
+				delete(l.buckets, k)
 			}
 		}
 		l.lastSweep = now
 	}
-	c := l.clients[key]
+	c := l.buckets[key]
 	if c == nil {
 		c = &client{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.clients[key] = c
+		l.buckets[key] = c
 	}
 	c.seen = now
 	if tokens := c.lim.TokensAt(now); tokens < 1 {
@@ -88,42 +86,6 @@ func markGenuine(r *http.Request) {
 	}
 }
 
-// clientAddr is the TCP peer, or, when the peer is a trusted proxy, the
-// nearest address in X-Forwarded-For that is not one: entries further left
-// were written by the client and can be forged.
-func (l *limiter) clientAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{} // every unparsable peer shares one bucket
-	}
-	addr := ap.Addr().Unmap()
-	if !l.trusted(addr) {
-		return addr
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return addr
-		}
-		hop = hop.Unmap()
-		if !l.trusted(hop) {
-			return hop
-		}
-		addr = hop
-	}
-	return addr
-}
-
-func (l *limiter) trusted(a netip.Addr) bool {
-	for _, p := range l.proxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // clientKey groups IPv6 clients by /64, the block one host usually holds,
 // so rotating addresses within it does not buy new buckets.
 func clientKey(a netip.Addr) netip.Prefix {
@@ -132,25 +94,4 @@ func clientKey(a netip.Addr) netip.Prefix {
 		return p
 	}
 	return netip.PrefixFrom(a, a.BitLen())
-}
-
-// parsePrefixes reads CIDRs or bare addresses.
-func parsePrefixes(ss []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range ss {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is neither an address nor a CIDR", s)
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-	}
-	return out, nil
 }

@@ -80,11 +80,14 @@ func (in *Ingress) replayRecord(ctx context.Context, rec spool.Record) error {
 	if ev.MsgID() != rec.MsgID {
 		return fmt.Errorf("ingress: spooled event has msg id %s, record says %s", ev.MsgID(), rec.MsgID)
 	}
+	log := in.log.With("job_id", ev.JobID, "request_id", ev.RequestID, "transcription_id", ev.TranscriptionID)
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout)
 	defer cancel()
 	if err := in.q.PublishEvent(ctx, &ev); err != nil {
+		log.Debug("spooled webhook not published yet", "err", err)
 		return err
 	}
-	in.markWebhook(ctx, in.log.With("job_id", ev.JobID, "request_id", ev.RequestID), &ev)
+	in.markWebhook(ctx, log, &ev)
+	log.Info("spooled webhook published")
 	return nil
 }

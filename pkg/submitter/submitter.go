@@ -250,12 +250,20 @@ type verdict struct {
 	delay  time.Duration
 	reason string // empty on a retry: a wait that does not count against the job
 	calls  int
+	// requestID and transcriptionID are set once ElevenLabs has accepted
+	// the job, so that every later log line about it carries them.
+	requestID, transcriptionID string
+}
+
+// sent is the verdict for a job ElevenLabs accepted as c records.
+func sent(c claim) verdict {
+	return verdict{out: ack, requestID: c.RequestID, transcriptionID: c.TranscriptionID}
 }
 
 func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
-		s.log.Error("job message without metadata", "err", err)
+		s.log.Error("job message without metadata", "msg_id", msg.Headers().Get("Nats-Msg-Id"), "err", err)
 		_ = msg.Nak()
 		return
 	}
@@ -268,11 +276,11 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 			Seq: md.Sequence.Stream, Headers: msg.Headers(), Data: msg.Data(), Error: err.Error(),
 			Attempts: int(md.NumDelivered),
 		}}); perr != nil {
-			s.log.Error("could not dead-letter an undecodable job; it stays", "err", perr)
+			s.log.Error("could not dead-letter an undecodable job; it stays", "err", perr, "msg_id", msg.Headers().Get("Nats-Msg-Id"))
 			_ = msg.NakWithDelay(backoff(1))
 			return
 		}
-		s.log.Error("undecodable job dead-lettered", "err", err, "seq", md.Sequence.Stream)
+		s.log.Error("undecodable job dead-lettered", "err", err, "seq", md.Sequence.Stream, "msg_id", msg.Headers().Get("Nats-Msg-Id"))
 		_ = msg.TermWithReason("undecodable job: " + err.Error())
 		return
 	}
@@ -296,6 +304,9 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 
 	v := s.submit(ctx, hbCtx, job, log)
 	stopHB()
+	if v.requestID != "" {
+		log = log.With("request_id", v.requestID, "transcription_id", v.transcriptionID)
+	}
 	switch {
 	case v.out == ack:
 		if err := msg.DoubleAck(ctx); err != nil {
@@ -361,11 +372,12 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 		}
 		c.Attempt = old.Attempt
 		if old.RequestID != "" {
-			log.Info("job already sent; not sending again", "request_id", old.RequestID)
+			v := sent(old)
+			log.Info("job already sent; not sending again", "request_id", old.RequestID, "transcription_id", old.TranscriptionID)
 			if err := s.publish(ctx, submittedEvent(job, old)); err != nil {
-				return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: old.Calls}
+				v.out, v.delay, v.reason, v.calls = retry, backoff(1), "publish submitted: "+err.Error(), old.Calls
 			}
-			return verdict{out: ack}
+			return v
 		}
 		if old.LeaseUntil.After(now) {
 			return verdict{out: retry, delay: old.LeaseUntil.Sub(now) + time.Second}
@@ -496,25 +508,28 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 	}
 
 	// Record before anything else: from here on this job is never sent again.
+	log = log.With("request_id", resp.RequestID, "transcription_id", resp.TranscriptionID)
 	err = finish(func(c *claim) {
 		c.RequestID, c.TranscriptionID, c.SubmittedAt, c.Pending = resp.RequestID, resp.TranscriptionID, time.Now().UTC(), false
 	})
 	if err != nil {
 		// The KV is unreachable: keep the message unacked; the claim's lease
 		// stops others from calling again until it expires.
-		log.Error("could not record request_id; job stays unacked", "request_id", resp.RequestID, "err", err)
-		return verdict{out: retry, delay: s.cfg.Lease, reason: "record request_id: " + err.Error(), calls: c.Calls}
+		log.Error("could not record request_id; job stays unacked", "err", err)
+		return verdict{out: retry, delay: s.cfg.Lease, reason: "record request_id: " + err.Error(), calls: c.Calls,
+			requestID: resp.RequestID, transcriptionID: resp.TranscriptionID}
 	}
-	log.Info("job sent", "request_id", resp.RequestID, "transcription_id", resp.TranscriptionID)
+	log.Info("job sent")
 	if s.cfg.Slots != nil {
 		if err := s.cfg.Slots.Accepted(ctx); err != nil {
 			log.Warn("raise concurrency limit", "err", err)
 		}
 	}
+	v := sent(c)
 	if err := s.publish(ctx, submittedEvent(job, c)); err != nil {
-		return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: c.Calls}
+		v.out, v.delay, v.reason, v.calls = retry, backoff(1), "publish submitted: "+err.Error(), c.Calls
 	}
-	return verdict{out: ack}
+	return v
 }
 
 // resolveInDoubt settles a claim whose call was never answered. done is
@@ -528,10 +543,11 @@ func (s *Submitter) resolveInDoubt(ctx context.Context, job *event.Job, rev uint
 			return verdict{out: retry, delay: time.Second}, true
 		}
 		log.Info("earlier call was accepted after all: its webhook arrived", "request_id", old.RequestID)
+		v := sent(old)
 		if err := s.publish(ctx, submittedEvent(job, old)); err != nil {
-			return verdict{out: retry, delay: backoff(1), reason: "publish submitted: " + err.Error(), calls: old.Calls}, true
+			v.out, v.delay, v.reason, v.calls = retry, backoff(1), "publish submitted: "+err.Error(), old.Calls
 		}
-		return verdict{out: ack}, true
+		return v, true
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return verdict{out: retry, delay: backoff(1), reason: "read webhook mark: " + err.Error(), calls: old.Calls}, true
 	}
