@@ -4,8 +4,9 @@
 // constructEvent and with elevenlabs.Verifier.
 //
 // It serves POST /v1/speech-to-text (multipart, synchronous or webhook=true),
-// GET and DELETE /v1/speech-to-text/transcripts/{transcription_id}, and
-// routes of its own:
+// GET and DELETE /v1/speech-to-text/transcripts/{transcription_id}, GET
+// /v1/workspace/webhooks (the one configured webhook, for health checks),
+// and routes of its own:
 //
 //	GET /emulator/ledger[?job_id=J]        every convert call (Call), oldest first
 //	GET /emulator/ledger/jobs[?job_id=J][&min_accepted=N]
@@ -16,6 +17,8 @@
 //	GET /emulator/faults                   the Faults in force
 //	PUT /emulator/faults                   replace them (JSON Faults); answers
 //	                                       the faults now in force, 422 if invalid
+//	GET /emulator/webhook                  the webhook's WebhookState
+//	PUT /emulator/webhook                  set it, e.g. {"is_auto_disabled":true}
 //	GET /healthz
 //
 // Faults (Config.Faults, or PUT /emulator/faults while it runs) make it

@@ -28,6 +28,9 @@ type Config struct {
 	// WebhookSecret keys the HMAC in ElevenLabs-Signature. Required with
 	// WebhookURL.
 	WebhookSecret string
+	// WebhookID and WebhookName describe that webhook in GET
+	// /v1/workspace/webhooks. Defaults "wh_emulator" and "scribeq emulator".
+	WebhookID, WebhookName string
 	// WebhookDelay is a fixed processing time before a result is ready (and
 	// its webhook sent, or its synchronous answer written). Default 0.
 	WebhookDelay time.Duration
@@ -122,6 +125,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.WebhookID == "" {
+		c.WebhookID = "wh_emulator"
+	}
+	if c.WebhookName == "" {
+		c.WebhookName = "scribeq emulator"
 	}
 	c.Limits = c.Limits.withDefaults()
 	c.Faults = c.Faults.withDefaults()
@@ -229,6 +238,8 @@ type Server struct {
 	faults      Faults
 	rng         *rand.Rand
 	stats       Stats
+	webhook     WebhookState // see workspace.go
+	started     time.Time    // the webhook's created_at_unix
 }
 
 // New returns a Server for cfg.
@@ -247,11 +258,15 @@ func New(cfg Config) (*Server, error) {
 		faults:      cfg.Faults,
 		rng:         rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		stats:       Stats{Seed: cfg.Seed, MaxConcurrent: cfg.MaxConcurrent, Injected: map[string]int{}, Refused: map[int]int{}},
+		started:     cfg.Now(),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/speech-to-text", s.handleConvert)
 	mux.HandleFunc("GET /v1/speech-to-text/transcripts/{transcription_id}", s.handleGetTranscript)
 	mux.HandleFunc("DELETE /v1/speech-to-text/transcripts/{transcription_id}", s.handleDeleteTranscript)
+	mux.HandleFunc("GET /v1/workspace/webhooks", s.handleListWebhooks)
+	mux.HandleFunc("GET /emulator/webhook", s.handleGetWebhookState)
+	mux.HandleFunc("PUT /emulator/webhook", s.handlePutWebhookState)
 	mux.HandleFunc("GET /emulator/ledger", s.handleLedger)
 	mux.HandleFunc("GET /emulator/ledger/jobs", s.handleJobs)
 	mux.HandleFunc("GET /emulator/stats", s.handleStats)
