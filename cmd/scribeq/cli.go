@@ -37,6 +37,7 @@ type CLI struct {
 	Retry       RetryCmd       `cmd:"" help:"Start a new attempt of failed (or canceled) jobs; it calls ElevenLabs again and is counted."`
 	Cancel      CancelCmd      `cmd:"" help:"Stop waiting for jobs: never send them, or forget them if sent."`
 	Demo        DemoCmd        `cmd:"" help:"Run the pipeline end to end on the bundled recordings and print the results."`
+	Healthcheck HealthcheckCmd `cmd:"" help:"Probe a health endpoint: exit 0 if it answers 2xx (for container healthchecks; the image has no curl)."`
 	Version     VersionCmd     `cmd:"" help:"Print the version."`
 }
 
