@@ -6,14 +6,16 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scribeq/scribeq/pkg/event"
 )
+
+var errReaderClosed = errors.New("reader closed")
 
 // readAhead is how many chunks an ObjectReader fetches ahead of its reader:
 // enough to keep an upload busy while the next ones arrive, few enough that
@@ -34,7 +36,10 @@ type ObjectReader struct {
 	cur    []byte
 	chunks uint32 // chunks still to read
 	read   uint64
-	sum    hash.Hash
+	hashed chan []byte // chunks for the hashing goroutine
+	sum    chan []byte // its digest, once hashed is closed
+	done   chan struct{}
+	close  sync.Once
 	err    error
 }
 
@@ -52,11 +57,29 @@ func (q *Queue) openObject(ctx context.Context, store jetstream.ObjectStore, buc
 	if info.NUID == "" || (info.Opts != nil && info.Opts.Link != nil) {
 		return nil, fmt.Errorf("queue: object %s/%s: not a plain object", bucket, name)
 	}
-	r := &ObjectReader{Info: info, bucket: bucket, ctx: ctx, js: q.JS, chunks: info.Chunks, sum: sha256.New()}
+	r := &ObjectReader{Info: info, bucket: bucket, ctx: ctx, js: q.JS, chunks: info.Chunks, done: make(chan struct{})}
 	if info.Size == 0 || info.Chunks == 0 {
 		r.err = io.EOF
 		return r, nil
 	}
+	// Hashing takes a third of the time of uploading a 1 GiB object when it
+	// runs in line with the reads; beside them it overlaps the writes.
+	r.hashed, r.sum = make(chan []byte, readAhead), make(chan []byte, 1)
+	go func() {
+		h := sha256.New()
+		for {
+			select {
+			case b, ok := <-r.hashed:
+				if !ok {
+					r.sum <- h.Sum(nil)
+					return
+				}
+				h.Write(b)
+			case <-r.done:
+				return
+			}
+		}
+	}()
 	// Close deletes the consumer; the threshold only cleans up after a
 	// process that died reading (streams limit how many consumers they hold).
 	r.cons, err = q.JS.OrderedConsumer(ctx, "OBJ_"+bucket, jetstream.OrderedConsumerConfig{
@@ -90,7 +113,12 @@ func (r *ObjectReader) Read(p []byte) (int, error) {
 		r.cur = m.Data()
 		r.chunks--
 		r.read += uint64(len(r.cur))
-		r.sum.Write(r.cur)
+		select {
+		case r.hashed <- r.cur:
+		case <-r.done:
+			r.err = fmt.Errorf("queue: read object %s/%s: %w", r.bucket, r.Info.Name, errReaderClosed)
+			return 0, r.err
+		}
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
@@ -106,7 +134,14 @@ func (r *ObjectReader) finish() error {
 	if err != nil {
 		return fmt.Errorf("queue: object %s/%s: %w", r.bucket, r.Info.Name, err)
 	}
-	if !bytes.Equal(want, r.sum.Sum(nil)) {
+	close(r.hashed)
+	var sum []byte
+	select {
+	case sum = <-r.sum:
+	case <-r.done:
+		return fmt.Errorf("queue: read object %s/%s: %w", r.bucket, r.Info.Name, errReaderClosed)
+	}
+	if !bytes.Equal(want, sum) {
 		return fmt.Errorf("queue: object %s/%s: %w", r.bucket, r.Info.Name, jetstream.ErrDigestMismatch)
 	}
 	return io.EOF
@@ -115,6 +150,7 @@ func (r *ObjectReader) finish() error {
 // Close stops fetching, which also ends a Read waiting for a chunk, and
 // deletes the consumer.
 func (r *ObjectReader) Close() error {
+	r.close.Do(func() { close(r.done) })
 	if r.msgs == nil {
 		return nil
 	}
