@@ -71,6 +71,7 @@ func ParseTranscript(raw json.RawMessage) (*Transcript, error) {
 		Chunk
 		Transcripts json.RawMessage `json:"transcripts"`
 	}
+	// segmentio's decoder, as for events: twice encoding/json's speed.
 	if err := sjson.Unmarshal(raw, &probe); err != nil {
 		return nil, fmt.Errorf("parse transcript: %w", err)
 	}
