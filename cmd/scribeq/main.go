@@ -41,6 +41,11 @@ func run(ctx context.Context, args []string) int {
 		parser.FatalIfErrorf(err)
 	}
 	if err := kctx.Run(&cli.Globals); err != nil {
+		// A worker told to stop while it was still starting has nothing
+		// left undone: that is a clean stop, not a failure to restart.
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) && workers[kctx.Command()] {
+			return 0
+		}
 		fmt.Fprintln(os.Stderr, "scribeq:", err)
 		var code exitCoder
 		if errors.As(err, &code) {
@@ -50,6 +55,9 @@ func run(ctx context.Context, args []string) int {
 	}
 	return 0
 }
+
+// workers are the long-running commands, which a signal is meant to stop.
+var workers = map[string]bool{"dev": true, "submitter": true, "ingress": true, "sink": true, "reconciler": true, "emulator": true}
 
 type exitCoder interface{ ExitCode() int }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/scribeq/scribeq/pkg/natstest"
 )
 
 // TestHelp builds the binary and checks that every command explains itself
@@ -68,4 +71,14 @@ func TestBadInput(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "DATABASE_URL")
+}
+
+// A worker stopped while it is still connecting exits 0; a query command
+// stopped the same way has not done its job and says so.
+func TestStopDuringStartIsClean(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	url := natstest.Server(t).ClientURL()
+	require.Equal(t, 0, run(ctx, []string{"--data-dir", t.TempDir(), "submitter", "--nats-url", url, "--api-key", "k"}))
+	require.NotEqual(t, 0, run(ctx, []string{"--data-dir", t.TempDir(), "status", "--database-url", "postgres://127.0.0.1:1/x"}))
 }
