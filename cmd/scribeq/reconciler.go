@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/reconciler"
 )
 
@@ -35,7 +36,8 @@ type ReconcilerCmd struct {
 	APIFlags        `embed:""`
 	DBFlags         `embed:""`
 	ReconcilerFlags `embed:""`
-	Once            bool `name:"once" help:"Do one round, print its counts as JSON and exit."`
+	MetricsFlags    `embed:""`
+	Once            bool `name:"once" help:"Do one round, print its counts as JSON and exit (serves no metrics)."`
 }
 
 func (c *ReconcilerCmd) Run(ctx context.Context, g *Globals) error {
@@ -47,6 +49,14 @@ func (c *ReconcilerCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if c.Once {
+		c.MetricsAddr = ""
+	}
+	m, err := c.startMetrics(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer m.stop()
 	// Read-only: the reconciler never writes Postgres; the sink applies
 	// what it publishes.
 	db, err := openQuery(ctx, g, c.DatabaseURL)
@@ -59,7 +69,10 @@ func (c *ReconcilerCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer q.Close()
-	r, err := reconciler.New(db, q, api, c.reconcilerConfig(log))
+	m.srv.SetChecks(metrics.NATSCheck(q.NC))
+	cfg := c.reconcilerConfig(log)
+	cfg.Metrics = m.reg.Reconciler()
+	r, err := reconciler.New(db, q, api, cfg)
 	if err != nil {
 		return err
 	}

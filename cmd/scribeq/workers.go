@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
+	"github.com/scribeq/scribeq/pkg/event"
 	"github.com/scribeq/scribeq/pkg/ingress"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/sink"
 	"github.com/scribeq/scribeq/pkg/slots"
@@ -83,6 +85,7 @@ type SubmitterCmd struct {
 	QueueFlags     `embed:""`
 	APIFlags       `embed:""`
 	SubmitterFlags `embed:""`
+	MetricsFlags   `embed:""`
 }
 
 func (c *SubmitterCmd) Run(ctx context.Context, g *Globals) error {
@@ -94,14 +97,21 @@ func (c *SubmitterCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	m, err := c.startMetrics(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer m.stop()
 	q, err := openQueue(ctx, g, c.QueueFlags, "scribeq-submitter", log)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
+	m.srv.SetChecks(metrics.NATSCheck(q.NC))
+	m.reg.WatchConsumers(q.JS, metrics.ConsumerRef{Stream: event.StreamJobs, Consumer: queue.ConsumerSubmitter})
 	s, err := submitter.New(q, api, submitter.Config{
 		Concurrency: c.Concurrency, MaxAttempts: c.MaxAttempts, InDoubtGrace: c.Grace, WebhookID: c.WebhookID, Logger: log,
-		Slots: c.limiter(q, log),
+		Slots: c.limiter(q, log), Metrics: m.reg.Submitter(),
 	})
 	if err != nil {
 		return err
@@ -155,6 +165,7 @@ func (c *IngressCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer q.Close()
 	cfg := c.ingressConfig(g.DataDir, log)
+	cfg.Metrics = metrics.NewRegistry() // served on the ingress's own port, at /metrics
 	h, err := ingress.New(q, cfg)
 	if err != nil {
 		return err
@@ -229,10 +240,11 @@ type DBFlags struct {
 
 // SinkCmd runs the sink worker.
 type SinkCmd struct {
-	QueueFlags `embed:""`
-	DBFlags    `embed:""`
-	NoMigrate  bool `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
-	BatchSize  int  `name:"batch-size" env:"SCRIBEQ_SINK_BATCH" default:"500" help:"Events applied per transaction."`
+	QueueFlags   `embed:""`
+	DBFlags      `embed:""`
+	MetricsFlags `embed:""`
+	NoMigrate    bool `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
+	BatchSize    int  `name:"batch-size" env:"SCRIBEQ_SINK_BATCH" default:"500" help:"Events applied per transaction."`
 }
 
 func (c *SinkCmd) Run(ctx context.Context, g *Globals) error {
@@ -241,6 +253,11 @@ func (c *SinkCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	m, err := c.startMetrics(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer m.stop()
 	if !c.NoMigrate {
 		if err := store.Migrate(ctx, url, "up", nil); err != nil {
 			return err
@@ -256,7 +273,9 @@ func (c *SinkCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer q.Close()
-	s, err := sink.New(q, st, sink.Config{BatchSize: c.BatchSize, Logger: log})
+	m.srv.SetChecks(metrics.NATSCheck(q.NC), metrics.PingCheck("postgres", st.Pool().Ping))
+	m.reg.WatchConsumers(q.JS, metrics.ConsumerRef{Stream: event.StreamEvents, Consumer: queue.ConsumerSink})
+	s, err := sink.New(q, st, sink.Config{BatchSize: c.BatchSize, Metrics: m.reg.Sink(), Logger: log})
 	if err != nil {
 		return err
 	}

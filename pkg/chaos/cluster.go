@@ -171,6 +171,7 @@ func Start(t testing.TB, ctx context.Context, cfg Config) *Cluster {
 		// An empty data folder: no stray dev.json may point a worker elsewhere.
 		"SCRIBEQ_DATA_DIR=" + filepath.Join(cfg.Dir, "work", ".scribeq"),
 		"SCRIBEQ_WEBHOOK_SECRETS=" + webhookSecret,
+		"SCRIBEQ_METRICS_ADDR=127.0.0.1:0", // each worker picks its own free port for /metrics and probes
 	}
 	base = cat(base, cfg.Env)
 	api := []string{"ELEVENLABS_BASE_URL=" + c.EmulatorURL, "ELEVENLABS_API_KEY=" + apiKey}

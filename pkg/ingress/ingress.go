@@ -13,7 +13,7 @@
 // shut down. Spooled events survive a crash and are replayed by the next
 // process that opens the same SpoolDir.
 //
-// Every request except /healthz and /readyz passes a per-client token
+// Every request except /healthz, /readyz and /metrics passes a per-client token
 // bucket before its body is read or its signature checked, so a flood of
 // forged requests costs little.
 package ingress
@@ -34,6 +34,7 @@ import (
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/spool"
 )
@@ -78,6 +79,10 @@ type Config struct {
 	// and the logs. Default none: the TCP peer is the client, and those
 	// headers are ignored, since anyone can send them.
 	TrustedProxies []string
+	// Metrics, when set, receives the ingress's metrics (webhook outcomes,
+	// store latency, spool) and is served whole on GET /metrics. Nil: no
+	// metrics and no /metrics.
+	Metrics *metrics.Registry
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Now is the clock for signature checks; default time.Now.
@@ -142,6 +147,7 @@ type Ingress struct {
 	mux     *http.ServeMux
 	clients clientResolver
 	limit   *limiter // nil: no rate limit
+	m       *metrics.Ingress
 
 	spool      *spool.Spool // nil: spooling disabled
 	stopReplay context.CancelFunc
@@ -165,6 +171,7 @@ func New(q *queue.Queue, cfg Config) (*Ingress, error) {
 		},
 		log: cfg.Logger,
 		mux: http.NewServeMux(),
+		m:   cfg.Metrics.Ingress(),
 	}
 	proxies, _ := parsePrefixes(cfg.TrustedProxies) // checked by validate
 	in.clients = clientResolver{proxies: proxies}
@@ -176,12 +183,16 @@ func New(q *queue.Queue, cfg Config) (*Ingress, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	in.mux.HandleFunc("GET /readyz", in.ready)
+	if cfg.Metrics != nil {
+		in.mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	}
 	if cfg.SpoolDir != "" {
 		sp, err := spool.Open(cfg.SpoolDir, spool.Config{MaxBytes: cfg.SpoolMaxBytes, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("ingress: open spool: %w", err)
 		}
 		in.spool = sp
+		in.m.WatchSpool(&metrics.SpoolStats{Pending: sp.Pending, Bytes: sp.Bytes})
 		var ctx context.Context
 		ctx, in.stopReplay = context.WithCancel(context.Background())
 		in.replayDone = make(chan struct{})
@@ -193,12 +204,14 @@ func New(q *queue.Queue, cfg Config) (*Ingress, error) {
 	return in, nil
 }
 
-// ServeHTTP rate-limits, then routes. Health probes are exempt: a
-// limited prober would take a healthy ingress out of service.
+// ServeHTTP rate-limits, then routes. Health probes and metric scrapes
+// are exempt: a limited prober would take a healthy ingress out of
+// service, and a limited scraper would hide a flood from its graphs.
 func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if in.limit != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+	if in.limit != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics" {
 		wait, charge, ok := in.limit.allow(r, time.Now())
 		if !ok {
+			in.m.Delivery(metrics.WebhookRateLimited)
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "rate limited"})
 			return
@@ -258,15 +271,18 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			in.m.Delivery(metrics.WebhookTooLarge)
 			log.Warn("webhook rejected: body too large", "limit", in.cfg.MaxBodyBytes)
 			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 			return
 		}
+		in.m.Delivery(metrics.WebhookUnreadable)
 		log.Warn("webhook rejected: reading body", "err", err)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "could not read body"})
 		return
 	}
 	if err := in.verify.Verify(r.Header.Get(elevenlabs.SignatureHeader), body); err != nil {
+		in.m.Delivery(signatureOutcome(err))
 		log.Warn("webhook rejected: signature", "reason", err)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid signature"})
 		return
@@ -276,11 +292,13 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, elevenlabs.ErrOtherWebhookType) {
 		// Not ours to store, but refusing it would count towards
 		// ElevenLabs disabling the whole webhook.
+		in.m.Delivery(metrics.WebhookIgnored)
 		log.Info("webhook ignored", "reason", err)
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
 	if err != nil {
+		in.m.Delivery(metrics.WebhookMalformed)
 		log.Warn("webhook rejected: malformed", "err", err)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
@@ -302,6 +320,7 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 	// least visible on their side.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), in.cfg.PublishTimeout)
 	defer cancel()
+	start := time.Now()
 	var pubErr error
 	marked := make(chan struct{})
 	if in.spool != nil && !in.q.NC.IsConnected() {
@@ -321,23 +340,40 @@ func (in *Ingress) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if pubErr != nil {
 		if in.spool == nil {
+			in.m.Delivery(metrics.WebhookUnavailable)
 			log.Error("webhook not stored", "err", pubErr)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not store the event"})
 			return
 		}
 		if err := in.spoolEvent(ev); err != nil {
+			in.m.Delivery(metrics.WebhookUnavailable)
 			log.Error("webhook not stored: publish and spool both failed", "publish_err", pubErr, "spool_err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not store the event"})
 			return
 		}
+		in.m.Stored(time.Since(start), true)
 		log.Warn("webhook spooled locally: NATS unavailable", "err", pubErr,
 			"spool_pending", in.spool.Pending(), "spool_bytes", in.spool.Bytes())
 		writeJSON(w, http.StatusOK, map[string]string{"status": "spooled"})
 		return
 	}
 	<-marked
+	in.m.Stored(time.Since(start), false)
 	log.Info("webhook stored", "bytes", len(body))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// signatureOutcome names a verification failure for the deliveries metric.
+func signatureOutcome(err error) string {
+	switch {
+	case errors.Is(err, elevenlabs.ErrMissingSignature):
+		return metrics.WebhookMissingSignature
+	case errors.Is(err, elevenlabs.ErrStaleSignature):
+		return metrics.WebhookStale
+	case errors.Is(err, elevenlabs.ErrFutureSignature):
+		return metrics.WebhookFuture
+	}
+	return metrics.WebhookBadSignature
 }
 
 // markWebhook records that the job's webhook arrived. Best effort: only the

@@ -88,6 +88,7 @@ func (in *Ingress) replayRecord(ctx context.Context, rec spool.Record) error {
 		return err
 	}
 	in.markWebhook(ctx, log, &ev)
+	in.m.Replayed()
 	log.Info("spooled webhook published")
 	return nil
 }

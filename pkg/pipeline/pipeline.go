@@ -21,7 +21,9 @@ import (
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/emulator"
+	"github.com/scribeq/scribeq/pkg/event"
 	"github.com/scribeq/scribeq/pkg/ingress"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/natsembed"
 	"github.com/scribeq/scribeq/pkg/query"
 	"github.com/scribeq/scribeq/pkg/queue"
@@ -76,6 +78,9 @@ type Config struct {
 	ReconcileMinAge time.Duration
 	// Queue settings.
 	Queue queue.Config
+	// Metrics receives every worker's metrics, served on the ingress's
+	// port at /metrics; nil records none.
+	Metrics *metrics.Registry
 	// Logger; default discard.
 	Logger *slog.Logger
 }
@@ -85,6 +90,7 @@ type Pipeline struct {
 	NatsURL     string
 	IngressURL  string // the webhook endpoint
 	EmulatorURL string // empty with a real API key
+	MetricsURL  string // empty without Config.Metrics
 	Queue       *queue.Queue
 	Emulator    *emulator.Server
 
@@ -207,6 +213,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	}
 	h, err := ingress.New(p.Queue, ingress.Config{
 		Path: cfg.WebhookPath, Secrets: secrets, Logger: log.With("process", "ingress"), SpoolDir: spoolDir,
+		Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		_ = ingLn.Close()
@@ -214,6 +221,12 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	}
 	p.handler = h
 	p.ingress = ingress.NewServer(ingLn.Addr().String(), h)
+	if cfg.Metrics != nil {
+		p.MetricsURL = "http://" + ingLn.Addr().String() + "/metrics"
+		cfg.Metrics.WatchConsumers(p.Queue.JS,
+			metrics.ConsumerRef{Stream: event.StreamJobs, Consumer: queue.ConsumerSubmitter},
+			metrics.ConsumerRef{Stream: event.StreamEvents, Consumer: queue.ConsumerSink})
+	}
 	go func() { _ = p.ingress.Serve(ingLn) }()
 
 	api, err := elevenlabs.New(elevenlabs.Config{BaseURL: baseURL, APIKey: apiKey})
@@ -226,11 +239,12 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	}
 	sub, err := submitter.New(p.Queue, api, submitter.Config{
 		Concurrency: cfg.Concurrency, Slots: lim, InDoubtGrace: cfg.InDoubtGrace, Logger: log.With("process", "submitter"),
+		Metrics: cfg.Metrics.Submitter(),
 	})
 	if err != nil {
 		return p, err
 	}
-	snk, err := sink.New(p.Queue, p.st, sink.Config{Logger: log.With("process", "sink")})
+	snk, err := sink.New(p.Queue, p.st, sink.Config{Metrics: cfg.Metrics.Sink(), Logger: log.With("process", "sink")})
 	if err != nil {
 		return p, err
 	}
@@ -240,6 +254,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	}
 	rec, err := reconciler.New(p.db, p.Queue, api, reconciler.Config{
 		Interval: cfg.ReconcileInterval, MinAge: cfg.ReconcileMinAge, Logger: log.With("process", "reconciler"),
+		Metrics: cfg.Metrics.Reconciler(),
 	})
 	if err != nil {
 		return p, err

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/scribeq/scribeq/pkg/metrics"
 )
 
 // Config configures a Reconciler. Zero values take the documented defaults.
@@ -65,6 +67,8 @@ type Config struct {
 	// logged again (it is counted in every round). Default 1 hour.
 	MissingIDReportEvery time.Duration
 
+	// Metrics records each round's outcomes; nil records nothing.
+	Metrics *metrics.Reconciler
 	// Process names this worker in events. Default "reconciler".
 	Process string
 	// Logger; default discard.

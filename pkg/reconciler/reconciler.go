@@ -34,6 +34,7 @@ import (
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/query"
 	"github.com/scribeq/scribeq/pkg/queue"
 )
@@ -154,6 +155,7 @@ func (r *Reconciler) Round(ctx context.Context) (Result, error) {
 		Limit:          r.cfg.BatchSize,
 	})
 	if err != nil {
+		r.cfg.Metrics.Round(r.cfg.Now(), false, err)
 		return res, fmt.Errorf("reconciler: %w", err)
 	}
 	r.forget(now)
@@ -236,7 +238,19 @@ dispatch:
 	res.WebhooksUnhealthy = res.Recovered >= r.cfg.UnhealthyRecovered
 	r.advance(jobs, reached)
 	r.summarise(res)
+	r.observe(res)
 	return res, nil
+}
+
+func (r *Reconciler) observe(res Result) {
+	m := r.cfg.Metrics
+	m.Outcome(metrics.RecoveryRecovered, res.Recovered)
+	m.Outcome(metrics.RecoveryLost, res.Lost)
+	m.Outcome(metrics.RecoveryWaiting, res.Waiting)
+	m.Outcome(metrics.RecoveryMissingID, res.MissingID)
+	m.Outcome(metrics.RecoverySkipped, res.Skipped)
+	m.Outcome(metrics.RecoveryError, res.Errors)
+	m.Round(r.cfg.Now(), res.WebhooksUnhealthy, nil)
 }
 
 // advance moves the cursor: after the last job reached when the page was

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/store"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	// MaxAttempts is how many deliveries an event gets for transient
 	// failures before it is dead-lettered. Default 20.
 	MaxAttempts int
+	// Metrics records batch sizes, commit latency and applied events; nil
+	// records nothing.
+	Metrics *metrics.Sink
 	// Logger; default discard.
 	Logger *slog.Logger
 }
@@ -205,7 +209,9 @@ func (s *Sink) apply(ctx context.Context, items []item) {
 	for i, it := range items {
 		in[i] = it.in
 	}
+	start := time.Now()
 	err := s.st.ApplyPrepared(ctx, in)
+	s.cfg.Metrics.Commit(len(in), time.Since(start), err)
 	if err == nil {
 		s.done(ctx, items)
 		return
@@ -221,7 +227,9 @@ func (s *Sink) apply(ctx context.Context, items []item) {
 	// dead-letter the ones that fail for good.
 	s.log.Warn("apply batch failed; isolating the bad events", "events", len(items), "err", err)
 	for _, it := range items {
+		start := time.Now()
 		err := s.st.ApplyPrepared(ctx, []*store.Prepared{it.in})
+		s.cfg.Metrics.Commit(1, time.Since(start), err)
 		switch {
 		case err == nil:
 			s.done(ctx, []item{it})
@@ -258,6 +266,7 @@ func (s *Sink) record(ctx context.Context, m jetstream.Msg, ev *event.Event) {
 
 func (s *Sink) done(ctx context.Context, items []item) {
 	for _, it := range items {
+		s.cfg.Metrics.Applied(it.in.Type)
 		if err := it.msg.Ack(); err != nil {
 			// The commit stands; a redelivery is a harmless replay.
 			s.log.Warn("ack after commit failed", append(msgJobAttrs(it.msg), "err", err)...)
@@ -311,6 +320,7 @@ func (s *Sink) deadLetter(ctx context.Context, m jetstream.Msg, cause error) {
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}
+	s.cfg.Metrics.DeadLettered()
 	s.log.Error("event dead-lettered", append(msgJobAttrs(m), "subject", m.Subject(), "msg_id", d.MsgID, "err", cause)...)
 	_ = m.TermWithReason(truncate(cause.Error(), 200))
 }

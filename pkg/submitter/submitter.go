@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
 	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/slots"
 )
@@ -60,6 +63,9 @@ type Config struct {
 	WebhookID string
 	// Process names this worker in events. Default "submitter".
 	Process string
+	// Metrics records convert calls, job transitions and cost; nil records
+	// nothing.
+	Metrics *metrics.Submitter
 	// Logger; default discard.
 	Logger *slog.Logger
 }
@@ -107,6 +113,10 @@ func New(q *queue.Queue, api Converter, cfg Config) (*Submitter, error) {
 		return nil, errors.New("submitter: queue and converter are required")
 	}
 	cfg = cfg.withDefaults()
+	cfg.Metrics.SetConcurrency(cfg.Concurrency)
+	if cfg.Slots != nil {
+		cfg.Metrics.WatchSlots(cfg.Slots.Usage)
+	}
 	return &Submitter{q: q, api: api, cfg: cfg, log: cfg.Logger, key: &keyGate{base: cfg.KeyPause}}, nil
 }
 
@@ -280,6 +290,7 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(backoff(1))
 			return
 		}
+		s.cfg.Metrics.DeadLettered()
 		s.log.Error("undecodable job dead-lettered", "err", err, "seq", md.Sequence.Stream, "msg_id", msg.Headers().Get("Nats-Msg-Id"))
 		_ = msg.TermWithReason("undecodable job: " + err.Error())
 		return
@@ -315,6 +326,11 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	case v.out == retry && (v.reason == "" || int(md.NumDelivered) < s.cfg.MaxAttempts):
 		log.Info("job will be retried", "in", v.delay, "reason", v.reason)
+		kind := metrics.RetryError
+		if v.reason == "" {
+			kind = metrics.RetryWait
+		}
+		s.cfg.Metrics.Retried(kind)
 		_ = msg.NakWithDelay(v.delay)
 		return
 	}
@@ -331,6 +347,7 @@ func (s *Submitter) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(backoff(1))
 		return
 	}
+	s.cfg.Metrics.Failed()
 	_ = msg.DoubleAck(ctx)
 }
 
@@ -479,8 +496,11 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 		release()
 		return verdict{out: retry, delay: d}
 	}
+	convertDone := s.cfg.Metrics.ConvertStarted()
 	resp, err := s.api.Convert(ctx, req)
 	closeReq()
+	status, kind := convertErrorLabels(err)
+	convertDone(err, status, kind)
 	var apiErr *elevenlabs.APIError
 	keyRejected := errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403)
 	if pause := s.key.settle(keyRejected); keyRejected {
@@ -520,6 +540,7 @@ func (s *Submitter) submit(ctx, hbCtx context.Context, job *event.Job, log *slog
 			requestID: resp.RequestID, transcriptionID: resp.TranscriptionID}
 	}
 	log.Info("job sent")
+	s.cfg.Metrics.Accepted(job)
 	if s.cfg.Slots != nil {
 		if err := s.cfg.Slots.Accepted(ctx); err != nil {
 			log.Warn("raise concurrency limit", "err", err)
@@ -543,6 +564,7 @@ func (s *Submitter) resolveInDoubt(ctx context.Context, job *event.Job, rev uint
 			return verdict{out: retry, delay: time.Second}, true
 		}
 		log.Info("earlier call was accepted after all: its webhook arrived", "request_id", old.RequestID)
+		s.cfg.Metrics.Accepted(job)
 		v := sent(old)
 		if err := s.publish(ctx, submittedEvent(job, old)); err != nil {
 			v.out, v.delay, v.reason, v.calls = retry, backoff(1), "publish submitted: "+err.Error(), old.Calls
@@ -600,6 +622,52 @@ func (s *Submitter) classify(err error, log *slog.Logger) verdict {
 	default:
 		return verdict{out: fail, reason: apiErr.Error()}
 	}
+}
+
+// convertErrorLabels names a failed convert call for
+// scribeq_submitter_convert_errors_total: the HTTP status (or none) and the
+// kind of failure. Both come from small fixed sets.
+func convertErrorLabels(err error) (status, kind string) {
+	if err == nil {
+		return "", ""
+	}
+	var apiErr *elevenlabs.APIError
+	if errors.As(err, &apiErr) {
+		status = strconv.Itoa(apiErr.Status)
+		if apiErr.Status < 100 || apiErr.Status > 599 {
+			status = metrics.StatusNone // keep the label's values few
+		}
+		switch {
+		case apiErr.Status == http.StatusUnauthorized || apiErr.Status == http.StatusForbidden:
+			return status, metrics.KindKeyRejected
+		case apiErr.TooManyConcurrent():
+			return status, metrics.KindConcurrencyLimit
+		case apiErr.Status == http.StatusTooManyRequests:
+			return status, metrics.KindRateLimited
+		case apiErr.Status >= 500:
+			return status, metrics.KindServerError
+		case apiErr.Status == http.StatusRequestTimeout:
+			return status, metrics.KindTimeout
+		case apiErr.Status == http.StatusConflict:
+			return status, metrics.KindConflict
+		}
+		return status, metrics.KindRejected
+	}
+	switch {
+	case errors.Is(err, elevenlabs.ErrInvalidRequest):
+		return metrics.StatusNone, metrics.KindInvalidRequest
+	case errors.Is(err, elevenlabs.ErrSizeMismatch):
+		return metrics.StatusNone, metrics.KindSizeMismatch
+	case errors.Is(err, context.Canceled):
+		return metrics.StatusNone, metrics.KindCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return metrics.StatusNone, metrics.KindTimeout
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return metrics.StatusNone, metrics.KindTimeout
+	}
+	return metrics.StatusNone, metrics.KindNetwork
 }
 
 // request builds the convert request. closeReq releases the audio stream.
