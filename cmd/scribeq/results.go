@@ -60,6 +60,23 @@ func (f FilterFlags) open(ctx context.Context, g *Globals, url string) (query.Fi
 	return qf, db, err
 }
 
+// ReadDBFlags name the database for the commands that only read, which
+// may be given a role that cannot write (scribeq_read in
+// deploy/postgres/roles.sql) while the sink keeps DATABASE_URL.
+type ReadDBFlags struct {
+	DBFlags         `embed:""`
+	ReadDatabaseURL string `name:"read-database-url" env:"SCRIBEQ_READ_DATABASE_URL" placeholder:"URL" help:"Postgres URL for reading only (a read-only role); used instead of DATABASE_URL when set."`
+}
+
+// readURL is --read-database-url when set, else --database-url (and,
+// when both are empty, the dev process's database).
+func (f ReadDBFlags) readURL() string {
+	if f.ReadDatabaseURL != "" {
+		return f.ReadDatabaseURL
+	}
+	return f.DatabaseURL
+}
+
 // parseWhen reads "24h", "7d", "2026-11-01" or an RFC 3339 time.
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
@@ -83,7 +100,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // JobsCmd lists jobs.
 type JobsCmd struct {
-	DBFlags     `embed:""`
+	ReadDBFlags `embed:""`
 	FilterFlags `embed:""`
 	Sort        string `name:"sort" default:"queued_at" help:"Sort by queued_at, completed_at, duration, cost or name; prefix - or + for the direction."`
 	Limit       int    `name:"limit" default:"50" help:"Rows per page (at most 10000)."`
@@ -93,7 +110,7 @@ type JobsCmd struct {
 }
 
 func (c *JobsCmd) Run(ctx context.Context, g *Globals) error {
-	f, db, err := c.open(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
@@ -153,7 +170,7 @@ func (c *JobsCmd) Run(ctx context.Context, g *Globals) error {
 
 // SearchCmd searches the transcripts.
 type SearchCmd struct {
-	DBFlags     `embed:""`
+	ReadDBFlags `embed:""`
 	FilterFlags `embed:""`
 	Query       string `arg:"" name:"query" help:"Words to find. \"a phrase\" in quotes, 'or' between alternatives, -word to exclude; stemmed in each transcript's language."`
 	Limit       int    `name:"limit" default:"20" help:"Most hits to print."`
@@ -161,7 +178,7 @@ type SearchCmd struct {
 }
 
 func (c *SearchCmd) Run(ctx context.Context, g *Globals) error {
-	f, db, err := c.open(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
@@ -200,7 +217,7 @@ func (c *SearchCmd) Run(ctx context.Context, g *Globals) error {
 
 // ExportCmd renders transcripts to files.
 type ExportCmd struct {
-	DBFlags     `embed:""`
+	ReadDBFlags `embed:""`
 	FilterFlags `embed:""`
 	Format      string  `name:"format" short:"f" default:"srt" help:"srt, vtt, txt, json or csv."`
 	Out         string  `name:"out" short:"o" placeholder:"DIR" help:"Write one file per transcript into DIR (created if missing). Without it, a single transcript goes to stdout."`
@@ -223,7 +240,7 @@ func (c *ExportCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	opts := export.Options{MaxCueSecs: c.MaxCueSecs, MaxLineChars: c.MaxLineLen, MaxLines: c.MaxLines,
 		PauseSecs: c.PauseSecs, Speakers: export.SpeakerLabels(c.Speakers), Timestamps: c.Timestamps}
-	f, db, err := c.open(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
@@ -322,14 +339,14 @@ func fileBase(t *query.TranscriptRow) string {
 
 // WatchCmd follows jobs until they are all finished.
 type WatchCmd struct {
-	DBFlags     `embed:""`
+	ReadDBFlags `embed:""`
 	FilterFlags `embed:""`
 	Interval    time.Duration `name:"interval" default:"2s" help:"How often to look."`
 	Timeout     time.Duration `name:"timeout" default:"0" help:"Give up after this long (0: never)."`
 }
 
 func (c *WatchCmd) Run(ctx context.Context, g *Globals) error {
-	f, db, err := c.open(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
@@ -428,12 +445,12 @@ func progressLine(p *query.Progress, now time.Time) string {
 
 // BatchesCmd lists batches.
 type BatchesCmd struct {
-	DBFlags `embed:""`
-	JSON    bool `name:"json" help:"Print JSON lines, one batch per line."`
+	ReadDBFlags `embed:""`
+	JSON        bool `name:"json" help:"Print JSON lines, one batch per line."`
 }
 
 func (c *BatchesCmd) Run(ctx context.Context, g *Globals) error {
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	db, err := openQuery(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}

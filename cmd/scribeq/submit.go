@@ -248,13 +248,13 @@ func (c *SubmitCmd) wait(ctx context.Context, g *Globals, ids []string) error {
 
 // StatusCmd prints counts by state.
 type StatusCmd struct {
-	DBFlags     `embed:""`
+	ReadDBFlags `embed:""`
 	FilterFlags `embed:""`
 	JSON        bool `name:"json" help:"Print a JSON object of counts by state."`
 }
 
 func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
-	f, db, err := c.open(ctx, g, c.DatabaseURL)
+	f, db, err := c.open(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
@@ -285,13 +285,13 @@ func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
 
 // ShowCmd prints one job.
 type ShowCmd struct {
-	DBFlags `embed:""`
-	Key     string `arg:"" name:"job" help:"A job id, a request id, or the path or URL it was submitted as."`
-	JSON    bool   `name:"json" help:"Print JSON (with the words and their timings)."`
+	ReadDBFlags `embed:""`
+	Key         string `arg:"" name:"job" help:"A job id, a request id, or the path or URL it was submitted as."`
+	JSON        bool   `name:"json" help:"Print JSON (with the words and their timings)."`
 }
 
 func (c *ShowCmd) Run(ctx context.Context, g *Globals) error {
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	db, err := openQuery(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
