@@ -33,6 +33,7 @@ type CLI struct {
 	Migrate     MigrateCmd     `cmd:"" help:"Create or upgrade the Postgres schema."`
 	Reconciler  ReconcilerCmd  `cmd:"" help:"Run the reconciler: recovers transcripts whose webhook never arrived and fails jobs ElevenLabs lost."`
 	DeadLetters DeadLettersCmd `cmd:"" name:"dead-letters" help:"List, show and replay messages that could never be processed."`
+	Web         WebCmd         `cmd:"" help:"Serve the web console: overview, jobs, transcripts with a player, search, downloads; --write adds retry, cancel and replay."`
 	Doctor      DoctorCmd      `cmd:"" help:"Check NATS, Postgres, ElevenLabs and the public webhook URL; print what is wrong and how to fix it (exit 1 if anything is broken)."`
 	Retry       RetryCmd       `cmd:"" help:"Start a new attempt of failed (or canceled) jobs; it calls ElevenLabs again and is counted."`
 	Cancel      CancelCmd      `cmd:"" help:"Stop waiting for jobs: never send them, or forget them if sent."`

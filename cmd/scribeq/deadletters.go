@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/scribeq/scribeq/pkg/event"
+	"github.com/scribeq/scribeq/pkg/control"
 )
 
 // DeadLettersCmd inspects and replays messages that could never be processed.
@@ -104,22 +104,13 @@ func (c *DeadLettersReplayCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer q.Close()
+	ctl := control.New(db, q, "dead-letters")
 	for _, id := range c.IDs {
-		d, err := db.DeadLetter(ctx, id)
+		subject, err := ctl.ReplayDeadLetter(ctx, id)
 		if err != nil {
 			return err
 		}
-		// A fresh message id: the original one is still remembered by the
-		// stream and would be dropped as a duplicate.
-		if err := q.PublishRaw(ctx, d.Subject, d.Data, fmt.Sprintf("replay:%d", d.ID)); err != nil {
-			return fmt.Errorf("replay dead letter %d: %w", id, err)
-		}
-		if err := q.PublishEvent(ctx, &event.Event{
-			Type: event.TypeReplayed, DeadLetter: &event.DeadLetter{ID: d.ID}, Process: "dead-letters",
-		}); err != nil {
-			return fmt.Errorf("record replay of dead letter %d: %w", id, err)
-		}
-		fmt.Printf("replayed %d to %s\n", id, d.Subject)
+		fmt.Printf("replayed %d to %s\n", id, subject)
 	}
 	return nil
 }

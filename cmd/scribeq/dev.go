@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scribeq/scribeq/pkg/localpg"
+	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/pipeline"
 )
 
@@ -32,6 +33,10 @@ type DevCmd struct {
 	ReconcileEvery time.Duration `name:"reconcile-interval" env:"SCRIBEQ_RECONCILE_INTERVAL" default:"1m" help:"How often the reconciler looks for jobs whose webhook never came."`
 	ReconcileAfter time.Duration `name:"reconcile-min-age" env:"SCRIBEQ_RECONCILE_MIN_AGE" default:"15m" help:"How long a job waits for its webhook before the reconciler fetches its transcript."`
 	NoMigrate      bool          `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
+	WebAddr        string        `name:"web-addr" env:"SCRIBEQ_WEB_ADDR" default:"127.0.0.1:8080" help:"Where the web console listens ('off': no console)."`
+	WebFlags       `embed:"" prefix:"web-"`
+
+	dbURL string // the database the pipeline uses, once started
 }
 
 func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
@@ -44,9 +49,20 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 	if p.EmulatorURL != "" {
 		fmt.Fprintf(os.Stderr, "  emulator: %s (no ELEVENLABS_API_KEY set)\n", p.EmulatorURL)
 	}
+	fmt.Fprintf(os.Stderr, "  metrics:  %s\n", p.MetricsURL)
+	link, stopWeb, err := c.devWeb(ctx, c.dbURL, p.Queue, log)
+	if err != nil {
+		return errors.Join(err, stop())
+	}
+	if stopWeb != nil {
+		fmt.Fprintf(os.Stderr, "  console:  %s\n", link)
+	}
 	fmt.Fprintf(os.Stderr, "In another terminal here: scribeq submit <files>; scribeq status\n")
 	<-ctx.Done()
 	log.Info("stopping")
+	if stopWeb != nil {
+		stopWeb()
+	}
 	return stop()
 }
 
@@ -66,6 +82,7 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 		}
 		dbURL = cluster.URL
 	}
+	c.dbURL = dbURL
 	stopPG := func() error {
 		if cluster == nil {
 			return nil
@@ -90,6 +107,7 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 		ReconcileInterval: c.ReconcileEvery,
 		ReconcileMinAge:   c.ReconcileAfter,
 		Queue:             c.QueueFlags.config(log),
+		Metrics:           metrics.NewRegistry(),
 		Logger:            log,
 	})
 	if err != nil {

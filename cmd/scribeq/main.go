@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string) int {
 }
 
 // workers are the long-running commands, which a signal is meant to stop.
-var workers = map[string]bool{"dev": true, "submitter": true, "ingress": true, "sink": true, "reconciler": true, "emulator": true}
+var workers = map[string]bool{"dev": true, "submitter": true, "ingress": true, "sink": true, "reconciler": true, "emulator": true, "web": true}
 
 type exitCoder interface{ ExitCode() int }
 

@@ -25,7 +25,7 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{nil, []string{"dev", "submit", "status", "show", "submitter", "ingress", "sink", "emulator", "migrate", "doctor", "demo"}},
+		{nil, []string{"dev", "submit", "status", "show", "submitter", "ingress", "sink", "emulator", "migrate", "doctor", "web", "demo"}},
 		{[]string{"submit"}, []string{"--diarize", "--keyterm", "--metadata", "--force", "SCRIBEQ_NATS_URL"}},
 		{[]string{"submitter"}, []string{"ELEVENLABS_API_KEY", "ELEVENLABS_BASE_URL", "SCRIBEQ_CONCURRENCY"}},
 		{[]string{"ingress"}, []string{"SCRIBEQ_WEBHOOK_SECRETS", "SCRIBEQ_MAX_BODY_BYTES"}},
@@ -33,6 +33,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"dev"}, []string{"DATABASE_URL", "ELEVENLABS_API_KEY", "--nats-port"}},
 		{[]string{"emulator"}, []string{"--webhook-url", "--delay"}},
 		{[]string{"migrate"}, []string{"up", "down", "status"}},
+		{[]string{"web"}, []string{"SCRIBEQ_WEB_TOKEN", "--write", "--insecure-no-auth"}},
 		{[]string{"doctor"}, []string{"--webhook-url", "--json", "SCRIBEQ_PUBLIC_WEBHOOK_URL", "ELEVENLABS_API_KEY"}},
 		{[]string{"status"}, []string{"--json", "--batch"}},
 		{[]string{"show"}, []string{"--json"}},

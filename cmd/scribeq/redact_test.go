@@ -82,7 +82,7 @@ func TestSecretsNotInHelpOrUsageErrors(t *testing.T) {
 		out.Write(b)
 	}
 	run(false, "--help")
-	for _, c := range []string{"submitter", "ingress", "reconciler", "dev", "emulator", "cancel", "sink"} {
+	for _, c := range []string{"submitter", "ingress", "reconciler", "dev", "emulator", "cancel", "sink", "web", "doctor"} {
 		run(false, c, "--help")
 	}
 	run(true, "submitter", "--max-attempts=abc")
