@@ -69,20 +69,9 @@ type state struct {
 	// Limit is the current adaptive limit, at most Max.
 	Limit float64            `json:"limit"`
 	Jobs  map[string]holding `json:"jobs"`
-	// Waiting are the jobs that found too few slots free, with the time
-	// they first waited (Since) and a lease they renew while they wait
-	// (Until), so that a waiter whose process died stops counting.
-	Waiting map[string]waiter `json:"waiting,omitempty"`
 }
 
-type waiter struct {
-	Cost  int       `json:"cost"`
-	Since time.Time `json:"since"`
-	Until time.Time `json:"until"`
-}
-
-// prune forgets holdings and waiters whose deadline passed and returns how
-// many.
+// prune forgets holdings whose deadline passed and returns how many.
 func (s *state) prune(now time.Time) int {
 	n := 0
 	for id, h := range s.Jobs {
@@ -91,32 +80,7 @@ func (s *state) prune(now time.Time) int {
 			n++
 		}
 	}
-	for id, w := range s.Waiting {
-		if now.After(w.Until) {
-			delete(s.Waiting, id)
-			n++
-		}
-	}
 	return n
-}
-
-// claimed is how many slots the longest-waiting job other than jobID holds a
-// claim on, if it has waited longer than jobID (since: when jobID began to
-// wait, or now). Without the claim a job needing 4 slots would wait while
-// every slot freed went to a job needing 1, and the long recordings would
-// all run at the end, with slots idle around them.
-func (s *state) claimed(jobID string, since time.Time) int {
-	var head string
-	var first waiter
-	for id, w := range s.Waiting {
-		if id == jobID || w.Since.After(since) || (w.Since.Equal(since) && id > jobID) {
-			continue
-		}
-		if head == "" || w.Since.Before(first.Since) || (w.Since.Equal(first.Since) && id < head) {
-			head, first = id, w
-		}
-	}
-	return first.Cost
 }
 
 func (s *state) used() int {
@@ -213,27 +177,10 @@ func (l *Limiter) Acquire(ctx context.Context, jobID string, cost int, hold time
 				got = true
 				return pruned > 0
 			}
-			me, waiting := st.Waiting[jobID]
-			since := now
-			if waiting {
-				since = me.Since
-			}
 			// A job costlier than the whole limit still runs, alone.
-			used, claimed := st.used(), st.claimed(jobID, since)
-			if used+claimed+cost > int(st.Limit) && (used > 0 || claimed > 0) {
-				// A job needing one slot takes the next one free anyway; only
-				// bigger ones need a claim. Every write wakes every waiter, so
-				// claims are written once and renewed rarely.
-				if cost == 1 || (waiting && me.Until.Sub(now) > l.lease()/2) {
-					return pruned > 0
-				}
-				if st.Waiting == nil {
-					st.Waiting = map[string]waiter{}
-				}
-				st.Waiting[jobID] = waiter{Cost: cost, Since: since, Until: now.Add(l.lease())}
-				return true
+			if used := st.used(); used+cost > int(st.Limit) && used > 0 {
+				return pruned > 0
 			}
-			delete(st.Waiting, jobID)
 			st.Jobs[jobID] = holding{Cost: cost, Until: now.Add(hold + l.cfg.Hold)}
 			got = true
 			return true
@@ -249,31 +196,8 @@ func (l *Limiter) Acquire(ctx context.Context, jobID string, cost int, hold time
 		}
 		waited = true
 		if err := l.wait(ctx); err != nil {
-			l.stopWaiting(jobID)
 			return err
 		}
-	}
-}
-
-// lease is how long a waiter's claim lasts unless renewed (a waiter looks
-// again at least every Poll): how long the claim of a waiter whose process
-// died holds others back.
-func (l *Limiter) lease() time.Duration { return 10 * l.cfg.Poll }
-
-// stopWaiting drops jobID's claim when it gives up waiting, so that others
-// need not wait out its lease.
-func (l *Limiter) stopWaiting(jobID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := l.update(ctx, func(st *state) bool {
-		if _, ok := st.Waiting[jobID]; !ok {
-			return false
-		}
-		delete(st.Waiting, jobID)
-		return true
-	})
-	if err != nil {
-		l.log.Warn("slots: drop a waiting claim", "job_id", jobID, "err", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package slots_test
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -140,74 +139,4 @@ func TestReleaseOnWebhooks(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// waitingFor polls the shared state until jobID is recorded as waiting.
-func waitingFor(t *testing.T, q *queue.Queue, jobID string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if e, err := q.Slots.Get(t.Context(), "state"); err == nil {
-			var st struct {
-				Waiting map[string]json.RawMessage `json:"waiting"`
-			}
-			require.NoError(t, json.Unmarshal(e.Value(), &st))
-			if _, ok := st.Waiting[jobID]; ok {
-				return
-			}
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
-	t.Fatalf("%s never waited", jobID)
-}
-
-// A job that needs several slots keeps its claim on the slots freed while
-// it waits: newer jobs needing one slot do not take them, so long
-// recordings are not all left to run last. A waiter that gives up drops
-// its claim at once, and one whose process died loses it with its lease.
-func TestWaitingJobClaimsFreedSlots(t *testing.T) {
-	t.Parallel()
-	q := openQueue(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l := slots.New(q.Slots, slots.Config{Max: 4, Poll: 20 * time.Millisecond})
-	for _, id := range []string{"a", "b", "c"} {
-		require.NoError(t, l.Acquire(ctx, id, 1, time.Hour))
-	}
-	big := make(chan error, 1)
-	go func() { big <- l.Acquire(ctx, "big", 4, time.Hour) }()
-	waitingFor(t, q, "big")
-
-	require.NoError(t, l.Release(ctx, "a"))
-	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
-	require.ErrorIs(t, l.Acquire(short, "small", 1, time.Hour), context.DeadlineExceeded,
-		"the freed slot is claimed by the job that waited longer")
-	cancelShort()
-	require.NoError(t, l.Release(ctx, "b"))
-	require.NoError(t, l.Release(ctx, "c"))
-	require.NoError(t, <-big)
-	used, _, err := l.Usage(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 4, used)
-
-	// A waiter that gives up: its claim goes with it.
-	require.NoError(t, l.Release(ctx, "big"))
-	require.NoError(t, l.Acquire(ctx, "x", 1, time.Hour))
-	gaveUp, stop := context.WithCancel(ctx)
-	quit := make(chan error, 1)
-	go func() { quit <- l.Acquire(gaveUp, "big2", 4, time.Hour) }()
-	waitingFor(t, q, "big2")
-	stop()
-	require.ErrorIs(t, <-quit, context.Canceled)
-	require.NoError(t, l.Acquire(ctx, "y", 1, time.Hour), "no claim left behind")
-
-	// A waiter whose process died: its lease runs out.
-	dead := slots.New(q.Slots, slots.Config{Max: 4, Poll: 20 * time.Millisecond,
-		Now: func() time.Time { return time.Now().Add(-time.Minute) }})
-	stuck, stopStuck := context.WithCancel(ctx)
-	defer stopStuck()
-	go func() { _ = dead.Acquire(stuck, "ghost", 4, time.Hour) }()
-	waitingFor(t, q, "ghost")
-	// Its claims are leased by a clock a minute behind: expired for others.
-	require.NoError(t, l.Acquire(ctx, "z", 1, time.Hour))
 }
