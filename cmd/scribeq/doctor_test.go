@@ -21,9 +21,9 @@ import (
 func TestDoctorCmd(t *testing.T) {
 	t.Parallel()
 	q := natstest.Queue(t, queue.Config{})
-	_, err := q.SubmitterConsumer(t.Context(), 16)
+	_, err := q.SubmitterConsumer(t.Context())
 	require.NoError(t, err)
-	_, err = q.SinkConsumer(t.Context(), 16)
+	_, err = q.SinkConsumer(t.Context())
 	require.NoError(t, err)
 	g := &Globals{NatsURL: q.NC.ConnectedUrl(), DataDir: t.TempDir(), LogLevel: "error", LogFormat: "text"}
 

@@ -49,9 +49,9 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	q := natstest.Queue(t, queue.Config{})
-	_, err := q.SubmitterConsumer(ctx, 16)
+	_, err := q.SubmitterConsumer(ctx)
 	require.NoError(t, err)
-	_, err = q.SinkConsumer(ctx, 64)
+	_, err = q.SinkConsumer(ctx)
 	require.NoError(t, err)
 
 	in, err := ingress.New(q, ingress.Config{Secrets: []string{testSecret}})

@@ -29,7 +29,7 @@ import (
 func everything(t *testing.T) *metrics.Registry {
 	t.Helper()
 	q := natstest.Queue(t, queue.Config{})
-	_, err := q.SubmitterConsumer(context.Background(), 8)
+	_, err := q.SubmitterConsumer(context.Background())
 	require.NoError(t, err)
 	reg := metrics.NewRegistry()
 	reg.WatchConsumers(q.JS, metrics.ConsumerRef{Stream: event.StreamJobs, Consumer: queue.ConsumerSubmitter})
@@ -395,7 +395,7 @@ func TestSlotsAreReadAtScrapeAndCached(t *testing.T) {
 func TestWatchConsumersTwiceAddsNoDuplicates(t *testing.T) {
 	t.Parallel()
 	q := natstest.Queue(t, queue.Config{})
-	_, err := q.SinkConsumer(context.Background(), 8)
+	_, err := q.SinkConsumer(context.Background())
 	require.NoError(t, err)
 	reg := metrics.NewRegistry()
 	ref := metrics.ConsumerRef{Stream: event.StreamEvents, Consumer: queue.ConsumerSink}

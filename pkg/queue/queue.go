@@ -135,7 +135,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		sc.Discard = jetstream.DiscardNew
 		sc.MaxAge = cfg.MaxAge
 		sc.Duplicates = cfg.DuplicateWindow
-		sc.Replicas = cfg.Replicas
+		sc.Replicas = q.replicas(ctx, sc.Name)
 		sc.DenyDelete = true
 		sc.DenyPurge = true
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -146,7 +146,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketAudio,
 		Description: "audio to transcribe, named by sha256",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    q.replicas(ctx, "OBJ_"+event.BucketAudio),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure object store %s: %w", event.BucketAudio, err)
 	}
@@ -154,7 +154,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketPayloads,
 		Description: "claim checks: events too large for one message",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    q.replicas(ctx, "OBJ_"+event.BucketPayloads),
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure object store %s: %w", event.BucketPayloads, err)
@@ -163,7 +163,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketIntake,
 		Description: "job ids already submitted",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    q.replicas(ctx, "KV_"+event.BucketIntake),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketIntake, err)
 	}
@@ -171,7 +171,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketSubmissions,
 		Description: "convert calls per job: claim and request_id, recorded before the job is acked",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    q.replicas(ctx, "KV_"+event.BucketSubmissions),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSubmissions, err)
 	}
@@ -179,7 +179,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketWebhooks,
 		Description: "job ids whose webhook was stored, with its request_id",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    q.replicas(ctx, "KV_"+event.BucketWebhooks),
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketWebhooks, err)
@@ -188,12 +188,29 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketSlots,
 		Description: "ElevenLabs concurrency slots held by in-flight jobs, shared by all submitters",
 		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    q.replicas(ctx, "KV_"+event.BucketSlots),
 		History:     1,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSlots, err)
 	}
 	return q, nil
+}
+
+// replicas is what Open asks for stream: the configured count, or the count
+// it already has if that is higher. One process started with the default of
+// 1 against a three-server cluster would otherwise quietly drop every
+// stream to a single copy, and a lost server would then lose data.
+func (q *Queue) replicas(ctx context.Context, stream string) int {
+	s, err := q.JS.Stream(ctx, stream)
+	if err != nil {
+		return q.cfg.Replicas // not created yet; if NATS is down, the create says so
+	}
+	if have := s.CachedInfo().Config.Replicas; have > q.cfg.Replicas {
+		q.cfg.Logger.Warn("keeping the stream's replicas; set SCRIBEQ_REPLICAS to match",
+			"stream", stream, "replicas", have, "configured", q.cfg.Replicas)
+		return have
+	}
+	return q.cfg.Replicas
 }
 
 // Config returns the configuration Open used, defaults filled in.

@@ -57,7 +57,7 @@ func TestClaimCheck(t *testing.T) {
 	q := open(t, queue.Config{ClaimCheckBytes: 1024})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cons, err := q.SinkConsumer(ctx, 100)
+	cons, err := q.SinkConsumer(ctx)
 	require.NoError(t, err)
 
 	big := json.RawMessage(`{"text":"` + strings.Repeat("word ", 2000) + `","words":[]}`)

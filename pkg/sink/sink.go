@@ -92,7 +92,7 @@ func New(q *queue.Queue, st *store.Store, cfg Config) (*Sink, error) {
 // batches in hand are still committed and acknowledged, on a context that
 // is not canceled, so a stop never leaves work half done.
 func (s *Sink) Run(ctx context.Context) error {
-	cons, err := s.q.SinkConsumer(ctx, 10*s.cfg.BatchSize)
+	cons, err := s.q.SinkConsumer(ctx)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (s *Sink) recreate(ctx context.Context, cons jetstream.Consumer, err error)
 	if err == nil || !queue.ConsumerGone(err) || ctx.Err() != nil {
 		return cons
 	}
-	c, cerr := s.q.SinkConsumer(ctx, 10*s.cfg.BatchSize)
+	c, cerr := s.q.SinkConsumer(ctx)
 	if cerr != nil {
 		s.log.Error("consumer gone and not recreated; retrying", "err", cerr)
 		return cons

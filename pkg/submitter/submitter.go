@@ -125,7 +125,7 @@ func New(q *queue.Queue, api Converter, cfg Config) (*Submitter, error) {
 // messages as it has free workers, so nothing sits unacknowledged in a
 // client buffer while another replica is idle.
 func (s *Submitter) Run(ctx context.Context) error {
-	cons, err := s.q.SubmitterConsumer(ctx, 2*s.cfg.Concurrency)
+	cons, err := s.q.SubmitterConsumer(ctx)
 	if err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func (s *Submitter) recreate(ctx context.Context, cons jetstream.Consumer, err e
 	if !queue.ConsumerGone(err) || ctx.Err() != nil {
 		return cons
 	}
-	c, cerr := s.q.SubmitterConsumer(ctx, 2*s.cfg.Concurrency)
+	c, cerr := s.q.SubmitterConsumer(ctx)
 	if cerr != nil {
 		s.log.Error("consumer gone and not recreated; retrying", "err", cerr)
 		return cons
