@@ -41,10 +41,10 @@ func (f FilterFlags) filter(now time.Time) (query.Filter, error) {
 		out.BatchName = f.Batch
 	}
 	var err error
-	if out.Since, err = parseWhen(f.Since, now); err != nil {
+	if out.Since, err = query.ParseWhen(f.Since, now); err != nil {
 		return out, fmt.Errorf("--since: %w", err)
 	}
-	if out.Until, err = parseWhen(f.Until, now); err != nil {
+	if out.Until, err = query.ParseWhen(f.Until, now); err != nil {
 		return out, fmt.Errorf("--until: %w", err)
 	}
 	return out, nil
@@ -75,27 +75,6 @@ func (f ReadDBFlags) readURL() string {
 		return f.ReadDatabaseURL
 	}
 	return f.DatabaseURL
-}
-
-// parseWhen reads "24h", "7d", "2026-11-01" or an RFC 3339 time.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
-			return now.AddDate(0, 0, -n), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q: want a duration back from now (24h, 7d) or a date (2026-11-01)", s)
 }
 
 // JobsCmd lists jobs.
@@ -204,7 +183,7 @@ func (c *SearchCmd) Run(ctx context.Context, g *Globals) error {
 	for _, h := range hits {
 		who := ""
 		if h.Speaker != "" {
-			who = " " + speakerLabel(h.Speaker) + ":"
+			who = " " + export.SpeakerLabel(h.Speaker) + ":"
 		} else if h.Channel != nil {
 			who = fmt.Sprintf(" Channel %d:", *h.Channel+1)
 		}
@@ -261,7 +240,7 @@ func (c *ExportCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		doc := &export.Doc{JobID: t.JobID, RequestID: t.RequestID, TranscriptionID: t.TranscriptionID,
 			Language: t.Language, DurationSecs: t.DurationSecs, Words: words}
-		base := fileBase(t)
+		base := t.FileBase()
 		var w io.Writer = os.Stdout
 		var file *os.File
 		if c.Out != "" {
@@ -319,22 +298,6 @@ func (c *ExportCmd) Run(ctx context.Context, g *Globals) error {
 		return &exitError{code: 3, msg: fmt.Sprintf("%d transcripts had no timestamps for %s", skipped, format)}
 	}
 	return nil
-}
-
-// fileBase names a transcript's files: its audio's name without the
-// extension, and the job id's first block so that equal names do not clash.
-func fileBase(t *query.TranscriptRow) string {
-	name := strings.TrimSuffix(filepath.Base(t.Name), filepath.Ext(t.Name))
-	name = strings.Map(func(r rune) rune {
-		if r < ' ' || strings.ContainsRune(`/\:*?"<>|`, r) {
-			return '_'
-		}
-		return r
-	}, name)
-	if name == "" || name == "." || name == ".." {
-		name = "transcript"
-	}
-	return name + "." + t.JobID[:min(8, len(t.JobID))]
 }
 
 // WatchCmd follows jobs until they are all finished.
@@ -474,14 +437,6 @@ func (c *BatchesCmd) Run(ctx context.Context, g *Globals) error {
 			r.Total, done, r.Counts["failed"], audioHours(r.AudioSecs), dashIfEmpty(strings.Join(costs, ", ")))
 	}
 	return tw.Flush()
-}
-
-// speakerLabel names ElevenLabs' speaker_0 as export does: Speaker 1.
-func speakerLabel(id string) string {
-	if n, err := strconv.Atoi(strings.TrimPrefix(id, "speaker_")); err == nil && strings.HasPrefix(id, "speaker_") {
-		return fmt.Sprintf("Speaker %d", n+1)
-	}
-	return id
 }
 
 // printJSONLines writes one JSON object per line.

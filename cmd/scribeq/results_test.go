@@ -9,26 +9,6 @@ import (
 	"github.com/scribeq/scribeq/pkg/query"
 )
 
-func TestParseWhen(t *testing.T) {
-	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Time{
-		"":                     {},
-		"24h":                  now.Add(-24 * time.Hour),
-		"90m":                  now.Add(-90 * time.Minute),
-		"7d":                   now.AddDate(0, 0, -7),
-		"2026-11-01":           time.Date(2026, 11, 1, 0, 0, 0, 0, time.Local),
-		"2026-11-01T08:30:00Z": time.Date(2026, 11, 1, 8, 30, 0, 0, time.UTC),
-	} {
-		got, err := parseWhen(in, now)
-		require.NoError(t, err, in)
-		require.True(t, want.Equal(got), "%s: %v, want %v", in, got, want)
-	}
-	for _, bad := range []string{"yesterday", "-3h", "7x", "2026-13-01"} {
-		_, err := parseWhen(bad, now)
-		require.Error(t, err, bad)
-	}
-}
-
 func TestFilterTellsBatchIDFromName(t *testing.T) {
 	f, err := FilterFlags{Batch: "184d6411-3fdd-4ea6-9b90-a68ef37dd78d"}.filter(time.Now())
 	require.NoError(t, err)
@@ -52,12 +32,4 @@ func TestProgressLine(t *testing.T) {
 	end := t0.Add(2 * time.Minute)
 	p = &query.Progress{Counts: map[string]int64{"completed": 10}, Total: 10, Done: 10, FirstQueued: &t0, LastFinished: &end}
 	require.Equal(t, "10/10 done (100%)  completed 10  5.0 jobs/min  took 2m0s", progressLine(p, t0.Add(time.Hour)))
-}
-
-func TestFileBaseIsSafeAndDistinct(t *testing.T) {
-	require.Equal(t, "call 1.0ce934b1", fileBase(&query.TranscriptRow{Name: "call 1.mp3", JobID: "0ce934b1-2124"}))
-	require.Equal(t, "a_b.12345678", fileBase(&query.TranscriptRow{Name: `a:b.wav`, JobID: "12345678-aaaa"}))
-	require.Equal(t, "transcript.12345678", fileBase(&query.TranscriptRow{Name: "..", JobID: "12345678-aaaa"}))
-	require.Equal(t, "Speaker 1", speakerLabel("speaker_0"))
-	require.Equal(t, "agent", speakerLabel("agent"))
 }

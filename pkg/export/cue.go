@@ -110,12 +110,18 @@ func label(t token, multi bool) string {
 	if multi {
 		return "Channel " + strconv.Itoa(t.channel+1)
 	}
-	if m := speakerN.FindStringSubmatch(t.speaker); m != nil {
+	return SpeakerLabel(t.speaker)
+}
+
+// SpeakerLabel names ElevenLabs' speaker_0 "Speaker 1", and leaves any
+// other id as it is; the CLI and the console label speakers this way too.
+func SpeakerLabel(id string) string {
+	if m := speakerN.FindStringSubmatch(id); m != nil {
 		if n, err := strconv.Atoi(m[1]); err == nil && n < math.MaxInt {
 			return "Speaker " + strconv.Itoa(n+1)
 		}
 	}
-	return t.speaker
+	return id
 }
 
 // tokenize turns one channel's words into tokens. Spacing entries become the

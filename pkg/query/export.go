@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -88,4 +90,21 @@ func (d *DB) Transcripts(ctx context.Context, f Filter, fn func(*TranscriptRow) 
 			return nil
 		}
 	}
+}
+
+// FileBase names a transcript's files, for `scribeq export --out` and the
+// console's downloads alike: the audio's name without its extension, and
+// the job id's first block so that equal names do not clash.
+func (t *TranscriptRow) FileBase() string {
+	name := strings.TrimSuffix(filepath.Base(t.Name), filepath.Ext(t.Name))
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || strings.ContainsRune(`/\:*?"<>|`, r) {
+			return '_'
+		}
+		return r
+	}, name)
+	if name == "" || name == "." || name == ".." {
+		name = "transcript"
+	}
+	return name + "." + t.JobID[:min(8, len(t.JobID))]
 }

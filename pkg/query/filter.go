@@ -90,3 +90,25 @@ func (f Filter) where(p *params, s string) (string, error) {
 	}
 	return strings.Join(conds, " AND "), nil
 }
+
+// ParseWhen reads "24h", "7d", "2026-11-01" or an RFC 3339 time, for the
+// --since and --until of the commands and the console's filter alike.
+func ParseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			return now.AddDate(0, 0, -n), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want a duration back from now (24h, 7d) or a date (2026-11-01)", s)
+}

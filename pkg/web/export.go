@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,23 +25,6 @@ func renderTranscript(w io.Writer, format export.Format, t *query.TranscriptRow)
 	doc := &export.Doc{JobID: t.JobID, RequestID: t.RequestID, TranscriptionID: t.TranscriptionID,
 		Language: t.Language, DurationSecs: t.DurationSecs, Words: words}
 	return export.Render(w, format, doc, export.Options{})
-}
-
-// fileBase names a transcript's file as `scribeq export --out` does: the
-// audio's name without its extension, and the job id's first block so that
-// equal names do not clash.
-func fileBase(t *query.TranscriptRow) string {
-	name := strings.TrimSuffix(filepath.Base(t.Name), filepath.Ext(t.Name))
-	name = strings.Map(func(r rune) rune {
-		if r < ' ' || strings.ContainsRune(`/\:*?"<>|`, r) {
-			return '_'
-		}
-		return r
-	}, name)
-	if name == "" || name == "." || name == ".." {
-		name = "transcript"
-	}
-	return name + "." + t.JobID[:min(8, len(t.JobID))]
 }
 
 // exportZip streams every transcript the filter selects, rendered in one
@@ -77,7 +59,7 @@ func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: fileBase(t) + "." + format.Extension(), Method: zip.Deflate,
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: t.FileBase() + "." + format.Extension(), Method: zip.Deflate,
 			Modified: modified(t.CompletedAt)})
 		if err != nil {
 			return err

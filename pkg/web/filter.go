@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,10 +56,10 @@ func parseFilter(v url.Values, now time.Time) (filterForm, query.Filter, error) 
 		f.BatchName = ff.Batch
 	}
 	var err error
-	if f.Since, err = parseWhen(ff.Since, now); err != nil {
+	if f.Since, err = query.ParseWhen(ff.Since, now); err != nil {
 		return ff, f, fmt.Errorf("since: %w", err)
 	}
-	if f.Until, err = parseWhen(ff.Until, now); err != nil {
+	if f.Until, err = query.ParseWhen(ff.Until, now); err != nil {
 		return ff, f, fmt.Errorf("until: %w", err)
 	}
 	for _, pair := range strings.Split(ff.Metadata, ",") {
@@ -77,28 +76,6 @@ func parseFilter(v url.Values, now time.Time) (filterForm, query.Filter, error) 
 		f.Metadata[strings.TrimSpace(k)] = strings.TrimSpace(val)
 	}
 	return ff, f, nil
-}
-
-// parseWhen reads "24h", "7d", "2026-11-01" or an RFC 3339 time, as the
-// command line's --since and --until do.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
-			return now.AddDate(0, 0, -n), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q: want a duration back from now (24h, 7d) or a date (2026-11-01)", s)
 }
 
 // filterQuery is the query string of v's filter (no page, no search words),

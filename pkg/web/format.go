@@ -180,16 +180,6 @@ func human(d time.Duration) string {
 	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
-// speakerLabel names speaker_N "Speaker N+1", as `scribeq show` does.
-func speakerLabel(id string) string {
-	if n, ok := strings.CutPrefix(id, "speaker_"); ok {
-		if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < math.MaxInt {
-			return "Speaker " + strconv.Itoa(i+1)
-		}
-	}
-	return id
-}
-
 // short cuts an id to n characters, marking the cut.
 func short(s string, n int) string {
 	if len(s) <= n {

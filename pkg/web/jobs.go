@@ -229,7 +229,7 @@ func (s *Server) exportJob(w http.ResponseWriter, r *http.Request) {
 	var name string
 	err = s.db.Transcripts(r.Context(), query.Filter{JobIDs: []string{id}}, func(t *query.TranscriptRow) error {
 		found = true
-		name = fileBase(t) + "." + format.Extension()
+		name = t.FileBase() + "." + format.Extension()
 		var b strings.Builder
 		if err := renderTranscript(&b, format, t); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/scribeq/scribeq/pkg/export"
 	"github.com/scribeq/scribeq/pkg/query"
 )
 
@@ -61,7 +62,7 @@ func (s *Server) searchPage(w http.ResponseWriter, r *http.Request) {
 		hv.Link = "/jobs/" + url.PathEscape(key) + "?t=" + secsParam(h.Start)
 		switch {
 		case h.Speaker != "":
-			hv.Speaker = speakerLabel(h.Speaker)
+			hv.Speaker = export.SpeakerLabel(h.Speaker)
 		case h.Channel != nil:
 			hv.Speaker = "Channel " + strconv.Itoa(*h.Channel+1)
 		}

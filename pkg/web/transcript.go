@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/scribeq/scribeq/pkg/elevenlabs"
+	"github.com/scribeq/scribeq/pkg/export"
 )
 
 // turn is a paragraph of the transcript: one speaker (or channel) talking.
@@ -73,7 +74,7 @@ func turns(raw json.RawMessage) ([]turn, error) {
 			space = space || w.Text != ""
 			continue
 		}
-		key, label := w.SpeakerID, speakerLabel(w.SpeakerID)
+		key, label := w.SpeakerID, export.SpeakerLabel(w.SpeakerID)
 		if multi && w.ChannelIndex != nil {
 			key, label = "channel:"+strconv.Itoa(*w.ChannelIndex), "Channel "+strconv.Itoa(*w.ChannelIndex+1)
 			space = true // spacing entries belong to one channel
