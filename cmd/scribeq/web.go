@@ -28,11 +28,11 @@ type WebFlags struct {
 
 // WebCmd serves the web console.
 type WebCmd struct {
-	DBFlags    `embed:""`
-	QueueFlags `embed:""`
-	WebFlags   `embed:""`
-	Addr       string `name:"addr" env:"SCRIBEQ_WEB_ADDR" default:"127.0.0.1:8080" help:"Address the console listens on."`
-	NoAuth     bool   `name:"insecure-no-auth" env:"SCRIBEQ_WEB_INSECURE_NO_AUTH" help:"Serve without any authentication; refused unless --addr is a loopback address."`
+	ReadDBFlags `embed:""`
+	QueueFlags  `embed:""`
+	WebFlags    `embed:""`
+	Addr        string `name:"addr" env:"SCRIBEQ_WEB_ADDR" default:"127.0.0.1:8080" help:"Address the console listens on."`
+	NoAuth      bool   `name:"insecure-no-auth" env:"SCRIBEQ_WEB_INSECURE_NO_AUTH" help:"Serve without any authentication; refused unless --addr is a loopback address."`
 }
 
 func (c *WebCmd) Run(ctx context.Context, g *Globals) error {
@@ -41,7 +41,7 @@ func (c *WebCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	db, err := openQuery(ctx, g, c.DatabaseURL)
+	db, err := openQuery(ctx, g, c.readURL())
 	if err != nil {
 		return err
 	}
