@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,7 +59,9 @@ func (VersionCmd) Run(vars kong.Vars) error {
 	return nil
 }
 
-func (g *Globals) logger() *slog.Logger {
+func (g *Globals) logger() *slog.Logger { return g.loggerTo(os.Stderr) }
+
+func (g *Globals) loggerTo(w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(g.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
@@ -70,9 +73,17 @@ func (g *Globals) logger() *slog.Logger {
 		}
 	}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	// JSON would write durations as integer nanoseconds; "1m0s" is what
+	// the flags take and what a person reads.
+	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // devInfo is what 'scribeq dev' writes into the data folder so that other

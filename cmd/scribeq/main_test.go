@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -82,4 +84,10 @@ func TestStopDuringStartIsClean(t *testing.T) {
 	url := natstest.Server(t).ClientURL()
 	require.Equal(t, 0, run(ctx, []string{"--data-dir", t.TempDir(), "submitter", "--nats-url", url, "--api-key", "k"}))
 	require.NotEqual(t, 0, run(ctx, []string{"--data-dir", t.TempDir(), "status", "--database-url", "postgres://127.0.0.1:1/x"}))
+}
+
+func TestJSONLogsWriteDurationsAsFlagsTakeThem(t *testing.T) {
+	var buf bytes.Buffer
+	(&Globals{LogFormat: "json", LogLevel: "info"}).loggerTo(&buf).Info("running", "interval", time.Minute)
+	require.Contains(t, buf.String(), `"interval":"1m0s"`)
 }
