@@ -66,6 +66,7 @@ type Queue struct {
 	Webhooks    jetstream.KeyValue
 	Slots       jetstream.KeyValue
 	cfg         Config
+	existing    map[string]int // each stream's replicas when Open began
 }
 
 // Connect dials NATS with reconnects that never give up: the client default
@@ -112,7 +113,14 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: jetstream: %w", err)
 	}
-	q := &Queue{NC: nc, JS: js, cfg: cfg}
+	q := &Queue{NC: nc, JS: js, cfg: cfg, existing: map[string]int{}}
+	streams := js.ListStreams(ctx)
+	for info := range streams.Info() {
+		q.existing[info.Config.Name] = info.Config.Replicas
+	}
+	if err := streams.Err(); err != nil {
+		return nil, fmt.Errorf("queue: list streams: %w", err)
+	}
 	// Limits retention, not WorkQueue: JetStream rebuilds its duplicate
 	// window after a restart only from messages it still stores, so a
 	// work-queue stream forgets which job ids it has seen (RELIABILITY.md).
@@ -135,7 +143,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		sc.Discard = jetstream.DiscardNew
 		sc.MaxAge = cfg.MaxAge
 		sc.Duplicates = cfg.DuplicateWindow
-		sc.Replicas = q.replicas(ctx, sc.Name)
+		sc.Replicas = q.replicas(sc.Name)
 		sc.DenyDelete = true
 		sc.DenyPurge = true
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -146,7 +154,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketAudio,
 		Description: "audio to transcribe, named by sha256",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas(ctx, "OBJ_"+event.BucketAudio),
+		Replicas:    q.replicas("OBJ_" + event.BucketAudio),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure object store %s: %w", event.BucketAudio, err)
 	}
@@ -154,7 +162,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketPayloads,
 		Description: "claim checks: events too large for one message",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas(ctx, "OBJ_"+event.BucketPayloads),
+		Replicas:    q.replicas("OBJ_" + event.BucketPayloads),
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure object store %s: %w", event.BucketPayloads, err)
@@ -163,7 +171,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketIntake,
 		Description: "job ids already submitted",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas(ctx, "KV_"+event.BucketIntake),
+		Replicas:    q.replicas("KV_" + event.BucketIntake),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketIntake, err)
 	}
@@ -171,7 +179,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketSubmissions,
 		Description: "convert calls per job: claim and request_id, recorded before the job is acked",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas(ctx, "KV_"+event.BucketSubmissions),
+		Replicas:    q.replicas("KV_" + event.BucketSubmissions),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSubmissions, err)
 	}
@@ -179,7 +187,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketWebhooks,
 		Description: "job ids whose webhook was stored, with its request_id",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas(ctx, "KV_"+event.BucketWebhooks),
+		Replicas:    q.replicas("KV_" + event.BucketWebhooks),
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketWebhooks, err)
@@ -188,7 +196,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketSlots,
 		Description: "ElevenLabs concurrency slots held by in-flight jobs, shared by all submitters",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas(ctx, "KV_"+event.BucketSlots),
+		Replicas:    q.replicas("KV_" + event.BucketSlots),
 		History:     1,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSlots, err)
@@ -200,12 +208,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 // it already has if that is higher. One process started with the default of
 // 1 against a three-server cluster would otherwise quietly drop every
 // stream to a single copy, and a lost server would then lose data.
-func (q *Queue) replicas(ctx context.Context, stream string) int {
-	s, err := q.JS.Stream(ctx, stream)
-	if err != nil {
-		return q.cfg.Replicas // not created yet; if NATS is down, the create says so
-	}
-	if have := s.CachedInfo().Config.Replicas; have > q.cfg.Replicas {
+func (q *Queue) replicas(stream string) int {
+	if have := q.existing[stream]; have > q.cfg.Replicas {
 		q.cfg.Logger.Warn("keeping the stream's replicas; set SCRIBEQ_REPLICAS to match",
 			"stream", stream, "replicas", have, "configured", q.cfg.Replicas)
 		return have
