@@ -1,44 +1,24 @@
 package sink_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/scribeq/scribeq/pkg/event"
 	"github.com/scribeq/scribeq/pkg/metrics"
 	"github.com/scribeq/scribeq/pkg/metrics/metricstest"
-	"github.com/scribeq/scribeq/pkg/natstest"
-	"github.com/scribeq/scribeq/pkg/pgtest"
-	"github.com/scribeq/scribeq/pkg/queue"
 	"github.com/scribeq/scribeq/pkg/sink"
-	"github.com/scribeq/scribeq/pkg/store"
 )
 
 // Committed batches are measured, applied events counted by type, and a
 // poison event counted as a dead letter.
 func TestMetricsFollowCommits(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	url := pgtest.NewDB(t)
-	st, err := store.Open(ctx, url, nil)
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	q := natstest.Queue(t, queue.Config{})
 	reg := metrics.NewRegistry()
-	snk, err := sink.New(q, st, sink.Config{MaxWait: 100 * time.Millisecond, MaxAttempts: 3, Metrics: reg.Sink()})
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- snk.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		require.NoError(t, <-done)
-	})
+	b := setupWith(t, sink.Config{MaxAttempts: 3, Metrics: reg.Sink()})
+	ctx, q := b.ctx, b.q
 
 	at := time.Now().UTC()
 	for _, e := range []*event.Event{
@@ -47,7 +27,7 @@ func TestMetricsFollowCommits(t *testing.T) {
 	} {
 		require.NoError(t, q.PublishEvent(ctx, e))
 	}
-	_, err = q.JS.Publish(ctx, event.TypeFailed.Subject(), []byte(`{"v":1,"type":"failed"}`)) // no job_id: poison
+	_, err := q.JS.Publish(ctx, event.TypeFailed.Subject(), []byte(`{"v":1,"type":"failed"}`)) // no job_id: poison
 	require.NoError(t, err)
 
 	g := reg.Gatherer()
@@ -60,10 +40,7 @@ func TestMetricsFollowCommits(t *testing.T) {
 	require.GreaterOrEqual(t, batches, 1.0)
 	require.Equal(t, batches, metricstest.Value(t, g, "scribeq_sink_commit_duration_seconds"))
 
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer conn.Close(context.Background())
 	var state string
-	require.NoError(t, conn.QueryRow(ctx, `SELECT state FROM jobs WHERE job_id = 'm1'`).Scan(&state))
+	require.NoError(t, b.conn.QueryRow(ctx, `SELECT state FROM jobs WHERE job_id = 'm1'`).Scan(&state))
 	require.Equal(t, "submitted", state)
 }

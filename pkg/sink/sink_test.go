@@ -26,7 +26,11 @@ type testBundle struct {
 	conn *pgx.Conn
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t *testing.T) *testBundle { return setupWith(t, sink.Config{MaxAttempts: 3}) }
+
+// setupWith runs a sink with cfg (MaxWait 100 ms unless set) on a fresh
+// database and stream, stopped in t.Cleanup.
+func setupWith(t *testing.T, cfg sink.Config) *testBundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -35,7 +39,10 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	q := natstest.Queue(t, queue.Config{ClaimCheckBytes: 8 << 10})
-	snk, err := sink.New(q, st, sink.Config{MaxWait: 100 * time.Millisecond, MaxAttempts: 3})
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 100 * time.Millisecond
+	}
+	snk, err := sink.New(q, st, cfg)
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
