@@ -66,7 +66,6 @@ type Queue struct {
 	Webhooks    jetstream.KeyValue
 	Slots       jetstream.KeyValue
 	cfg         Config
-	existing    map[string]int // each stream's replicas when Open began
 }
 
 // Connect dials NATS with reconnects that never give up: the client default
@@ -113,13 +112,26 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: jetstream: %w", err)
 	}
-	q := &Queue{NC: nc, JS: js, cfg: cfg, existing: map[string]int{}}
+	q := &Queue{NC: nc, JS: js, cfg: cfg}
+	// Never lower the replicas a stream already has: one process started
+	// with the default of 1 against a three-server cluster would otherwise
+	// quietly drop every stream to a single copy, and a lost server would
+	// then lose data.
+	existing := map[string]int{}
 	streams := js.ListStreams(ctx)
 	for info := range streams.Info() {
-		q.existing[info.Config.Name] = info.Config.Replicas
+		existing[info.Config.Name] = info.Config.Replicas
 	}
 	if err := streams.Err(); err != nil {
 		return nil, fmt.Errorf("queue: list streams: %w", err)
+	}
+	replicas := func(stream string) int {
+		if have := existing[stream]; have > cfg.Replicas {
+			cfg.Logger.Warn("keeping the stream's replicas; set SCRIBEQ_REPLICAS to match",
+				"stream", stream, "replicas", have, "configured", cfg.Replicas)
+			return have
+		}
+		return cfg.Replicas
 	}
 	// Limits retention, not WorkQueue: JetStream rebuilds its duplicate
 	// window after a restart only from messages it still stores, so a
@@ -143,7 +155,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		sc.Discard = jetstream.DiscardNew
 		sc.MaxAge = cfg.MaxAge
 		sc.Duplicates = cfg.DuplicateWindow
-		sc.Replicas = q.replicas(sc.Name)
+		sc.Replicas = replicas(sc.Name)
 		sc.DenyDelete = true
 		sc.DenyPurge = true
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -154,7 +166,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketAudio,
 		Description: "audio to transcribe, named by sha256",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas("OBJ_" + event.BucketAudio),
+		Replicas:    replicas("OBJ_" + event.BucketAudio),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure object store %s: %w", event.BucketAudio, err)
 	}
@@ -162,7 +174,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketPayloads,
 		Description: "claim checks: events too large for one message",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas("OBJ_" + event.BucketPayloads),
+		Replicas:    replicas("OBJ_" + event.BucketPayloads),
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure object store %s: %w", event.BucketPayloads, err)
@@ -171,7 +183,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketIntake,
 		Description: "job ids already submitted",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas("KV_" + event.BucketIntake),
+		Replicas:    replicas("KV_" + event.BucketIntake),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketIntake, err)
 	}
@@ -179,7 +191,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketSubmissions,
 		Description: "convert calls per job: claim and request_id, recorded before the job is acked",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas("KV_" + event.BucketSubmissions),
+		Replicas:    replicas("KV_" + event.BucketSubmissions),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSubmissions, err)
 	}
@@ -187,7 +199,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketWebhooks,
 		Description: "job ids whose webhook was stored, with its request_id",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas("KV_" + event.BucketWebhooks),
+		Replicas:    replicas("KV_" + event.BucketWebhooks),
 		TTL:         cfg.MaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketWebhooks, err)
@@ -196,25 +208,12 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		Bucket:      event.BucketSlots,
 		Description: "ElevenLabs concurrency slots held by in-flight jobs, shared by all submitters",
 		Storage:     jetstream.FileStorage,
-		Replicas:    q.replicas("KV_" + event.BucketSlots),
+		Replicas:    replicas("KV_" + event.BucketSlots),
 		History:     1,
 	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure kv %s: %w", event.BucketSlots, err)
 	}
 	return q, nil
-}
-
-// replicas is what Open asks for stream: the configured count, or the count
-// it already has if that is higher. One process started with the default of
-// 1 against a three-server cluster would otherwise quietly drop every
-// stream to a single copy, and a lost server would then lose data.
-func (q *Queue) replicas(stream string) int {
-	if have := q.existing[stream]; have > q.cfg.Replicas {
-		q.cfg.Logger.Warn("keeping the stream's replicas; set SCRIBEQ_REPLICAS to match",
-			"stream", stream, "replicas", have, "configured", q.cfg.Replicas)
-		return have
-	}
-	return q.cfg.Replicas
 }
 
 // Config returns the configuration Open used, defaults filled in.
