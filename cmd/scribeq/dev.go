@@ -35,8 +35,6 @@ type DevCmd struct {
 	NoMigrate      bool          `name:"no-migrate" env:"SCRIBEQ_NO_MIGRATE" help:"Do not migrate the schema at start."`
 	WebAddr        string        `name:"web-addr" env:"SCRIBEQ_WEB_ADDR" default:"127.0.0.1:8080" help:"Where the web console listens ('off': no console)."`
 	WebFlags       `embed:"" prefix:"web-"`
-
-	dbURL string // the database the pipeline uses, once started
 }
 
 func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
@@ -50,19 +48,17 @@ func (c *DevCmd) Run(ctx context.Context, g *Globals) error {
 		fmt.Fprintf(os.Stderr, "  emulator: %s (no ELEVENLABS_API_KEY set)\n", p.EmulatorURL)
 	}
 	fmt.Fprintf(os.Stderr, "  metrics:  %s\n", p.MetricsURL)
-	link, stopWeb, err := c.devWeb(ctx, c.dbURL, p.Queue, log)
+	link, stopWeb, err := c.devWeb(ctx, p.DB(), p.Queue, log)
 	if err != nil {
 		return errors.Join(err, stop())
 	}
-	if stopWeb != nil {
+	if link != "" {
 		fmt.Fprintf(os.Stderr, "  console:  %s\n", link)
 	}
 	fmt.Fprintf(os.Stderr, "In another terminal here: scribeq submit <files>; scribeq status\n")
 	<-ctx.Done()
 	log.Info("stopping")
-	if stopWeb != nil {
-		stopWeb()
-	}
+	stopWeb()
 	return stop()
 }
 
@@ -82,7 +78,6 @@ func (c *DevCmd) start(ctx context.Context, g *Globals, log *slog.Logger) (*pipe
 		}
 		dbURL = cluster.URL
 	}
-	c.dbURL = dbURL
 	stopPG := func() error {
 		if cluster == nil {
 			return nil

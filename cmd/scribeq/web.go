@@ -151,11 +151,11 @@ func serveWeb(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Lo
 
 // devWeb starts the console inside `scribeq dev`. Without a token or basic
 // auth it makes up a token and returns a link that logs in with it, as
-// notebook servers do: the console is for whoever runs dev. stop is nil
-// when the console is off.
-func (c *DevCmd) devWeb(ctx context.Context, dbURL string, q *queue.Queue, log *slog.Logger) (link string, stop func(), err error) {
+// notebook servers do: the console is for whoever runs dev. The link is
+// empty when the console is off. It reads through the pipeline's pool.
+func (c *DevCmd) devWeb(ctx context.Context, db *query.DB, q *queue.Queue, log *slog.Logger) (link string, stop func(), err error) {
 	if c.WebAddr == "" || c.WebAddr == "off" {
-		return "", nil, nil
+		return "", func() {}, nil
 	}
 	log = log.With("process", "web")
 	f := c.WebFlags
@@ -171,18 +171,12 @@ func (c *DevCmd) devWeb(ctx context.Context, dbURL string, q *queue.Queue, log *
 	if err != nil {
 		return "", nil, err
 	}
-	db, err := query.Open(ctx, dbURL)
-	if err != nil {
-		return "", nil, err
-	}
 	srv, err := f.server(db, q, auth, log)
 	if err != nil {
-		db.Close()
 		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", c.WebAddr)
 	if err != nil {
-		db.Close()
 		return "", nil, fmt.Errorf("dev: console: listen on %s: %w", c.WebAddr, err)
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -197,5 +191,5 @@ func (c *DevCmd) devWeb(ctx context.Context, dbURL string, q *queue.Queue, log *
 	if made {
 		link += "login?token=" + url.QueryEscape(f.Token)
 	}
-	return link, func() { cancel(); <-done; db.Close() }, nil
+	return link, func() { cancel(); <-done }, nil
 }

@@ -274,6 +274,10 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 
 // Stop shuts down in dependency order: no new convert calls, pending
 // webhooks delivered and stored, the sink's last batch committed, then NATS.
+// DB is the pipeline's read pool on Postgres (the reconciler's), for
+// readers in the same process such as dev's console; Stop closes it.
+func (p *Pipeline) DB() *query.DB { return p.db }
+
 func (p *Pipeline) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() {
 		var errs []error
